@@ -1,0 +1,56 @@
+"""``starft`` command line: a thin layer mapping flags and YAML onto the library's configs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from starft import __version__
+from starft.cli import bench, evaluate, ls, train
+from starft.errors import StarftError
+
+COMMANDS = (train, evaluate, ls, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="starft",
+        description="Robust fine-tuning of zero-shot vision-language models "
+        "(StarFT and baselines).",
+    )
+    parser.add_argument("--version", action="version", version=f"starft {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # open_clip warns about every randomly initialised model; tiny configs are meant to be.
+        logging.getLogger().setLevel(logging.ERROR)
+    try:
+        return int(args.run(args) or 0)
+    except StarftError as err:
+        print(f"starft: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("starft: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `starft ls models | head`: the reader went away, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``starft train``: YAML config + flags + ``key=value`` overrides -> :func:`starft.train.fit`."""
+
+from __future__ import annotations
+
+import argparse
+
+# Convenience flags and the config field each one sets (everything else: key.path=value).
+FLAGS = {
+    "model": "model.name",
+    "pretrained": "model.pretrained",
+    "method": "method.name",
+    "dataset": "data.dataset",
+    "out": "out_dir",
+    "epochs": "optim.epochs",
+    "lr": "optim.lr",
+    "batch_size": "data.batch_size",
+    "seed": "seed",
+    "device": "device",
+    "precision": "precision",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a model",
+        description="Fine-tune a model. Settings come from --config, then the flags below, then "
+        "KEY=VALUE overrides of any config field "
+        "(e.g. optim.warmup_steps=100 method.pool=texture).",
+    )
+    p.add_argument("--config", help="YAML config file (see configs/)")
+    for flag, field in FLAGS.items():
+        p.add_argument(
+            f"--{flag.replace('_', '-')}", dest=flag, metavar="VALUE", help=f"sets {field}"
+        )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint (default: OUT/checkpoints/latest.pt if it exists)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from starft.config import load_train_config
+    from starft.train import fit
+
+    overrides = [
+        f"{field}={getattr(args, flag)}"
+        for flag, field in FLAGS.items()
+        if getattr(args, flag) is not None
+    ]
+    config = load_train_config(args.config, overrides + list(args.overrides))
+    result = fit(config, resume=args.resume)
+    if result.best_metric is not None:
+        print(
+            f"best {config.select_by} on validation: {result.best_metric:.4f} -> {result.best_dir}"
+        )
+    print(f"final weights: {result.final_dir}")
+    return 0

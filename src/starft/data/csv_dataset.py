@@ -1,0 +1,182 @@
+"""FLYP-style image/caption tables: one row per image, CSV or TSV.
+
+The layout FLYP and WiSE-FT release (``filepath``, ``label``, ``title`` columns) is read as is;
+other column names are given by keyword. Every row is validated when the dataset is built, so a bad
+label in row 90 000 is reported at once with its row number instead of crashing an epoch later.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from starft.data.base import ClassificationDataset, Transform
+from starft.data.templates import TemplateSpec
+from starft.errors import StarftError
+
+CLASSNAMES_FILE = "classnames.txt"
+CAPTION_COLUMNS = ("caption", "title")
+GROUP_COLUMNS = ("group",)
+_INDEX = re.compile(r"[0-9]+")
+
+
+class _Table:
+    """The parsed file: column names and, per data row, its values and file line number."""
+
+    def __init__(self, path: Path, sep: str) -> None:
+        self.path = path
+        if not path.is_file():
+            raise StarftError(f"CSV file '{path}' does not exist")
+        try:
+            # utf-8-sig drops the byte-order mark spreadsheets put before the first column name.
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.reader(handle, delimiter=sep)
+                header = next(reader, None)
+                self.columns = [name.strip() for name in header or []]
+                self.rows: list[dict[str, str]] = []
+                self.lines: list[int] = []
+                for values in reader:
+                    if any(value.strip() for value in values):  # skip blank lines
+                        self.rows.append(dict(zip(self.columns, values)))
+                        self.lines.append(reader.line_num)
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise StarftError(f"cannot read CSV file '{path}': {error}") from None
+        if not any(self.columns):
+            raise StarftError(f"CSV file '{path}' is empty (no header row)")
+        if not self.rows:
+            raise StarftError(f"CSV file '{path}' has a header but no data rows")
+
+    def where(self, row: int, column: str) -> str:
+        """Location prefix for errors: data rows count from 1, lines include the header."""
+        return f"CSV file '{self.path}', row {row + 1} (line {self.lines[row]}), column '{column}'"
+
+    def require(self, column: str, keyword: str) -> None:
+        """``keyword`` is the CsvDataset argument that names this column, for the hint."""
+        if column not in self.columns:
+            found = ", ".join(repr(name) for name in self.columns)
+            raise StarftError(
+                f"CSV file '{self.path}' has no column '{column}' "
+                f"(columns found: {found}; choose another with {keyword}=)"
+            )
+
+    def optional(self, column: str | None, defaults: Sequence[str], keyword: str) -> str | None:
+        """The given column (which must exist) or the first default column present, else None."""
+        if column is not None:
+            self.require(column, keyword)
+            return column
+        return next((name for name in defaults if name in self.columns), None)
+
+    def text(self, column: str) -> list[str]:
+        """A column's values; a short row is an error, not a silent empty string."""
+        values = []
+        for row, record in enumerate(self.rows):
+            if column not in record:
+                raise StarftError(f"{self.where(row, column)}: the row has too few fields")
+            values.append(record[column])
+        return values
+
+    def indices(self, column: str, what: str) -> list[int]:
+        """A column of non-negative integers."""
+        values = []
+        for row, text in enumerate(self.text(column)):
+            if not _INDEX.fullmatch(text.strip()):
+                raise StarftError(
+                    f"{self.where(row, column)}: expected a non-negative integer {what} index, "
+                    f"got {text!r}"
+                )
+            values.append(int(text))
+        return values
+
+    def check_below(self, column: str, values: list[int], names: Sequence[str], what: str) -> None:
+        """Every value must index into ``names``; the first one that does not is reported."""
+        for row, value in enumerate(values):
+            if value >= len(names):
+                raise StarftError(
+                    f"{self.where(row, column)}: {what} {value} is out of range for "
+                    f"{len(names)} {what} names"
+                )
+
+
+def _read_classnames(csv_path: Path, num_labels: int) -> list[str]:
+    """``classnames.txt`` beside the CSV (one name per line), else ``class_0 .. class_{K-1}``."""
+    path = csv_path.parent / CLASSNAMES_FILE
+    if not path.is_file():
+        return [f"class_{k}" for k in range(num_labels)]
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise StarftError(f"cannot read class name file '{path}': {error}") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if "" in lines:
+        # A blank line inside the list would shift every later class index by one.
+        raise StarftError(f"class name file '{path}' has a blank line {lines.index('') + 1}")
+    if not lines:
+        raise StarftError(f"class name file '{path}' is empty")
+    return lines
+
+
+class CsvDataset(ClassificationDataset):
+    """Images listed in a CSV/TSV file with integer class labels (and optional captions, groups).
+
+    ``root`` is the folder relative image paths start from (default: the CSV's folder). ``sep``
+    defaults to a tab for ``.tsv`` files and a comma otherwise. ``caption_key``/``group_key``
+    default to a ``caption`` or ``title`` column and a ``group`` column when present.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        root: str | Path | None = None,
+        transform: Transform | None = None,
+        classnames: Sequence[str] | None = None,
+        templates: TemplateSpec | None = None,
+        image_key: str = "filepath",
+        label_key: str = "label",
+        caption_key: str | None = None,
+        group_key: str | None = None,
+        group_names: Sequence[str] | None = None,
+        sep: str | None = None,
+        on_bad_image: str = "error",
+    ) -> None:
+        self.path = Path(path)
+        if sep is None:
+            sep = "\t" if self.path.suffix.lower() == ".tsv" else ","
+        table = _Table(self.path, sep)
+        table.require(image_key, "image_key")
+        table.require(label_key, "label_key")
+        caption_key = table.optional(caption_key, CAPTION_COLUMNS, "caption_key")
+        group_key = table.optional(group_key, GROUP_COLUMNS, "group_key")
+
+        labels = table.indices(label_key, "class")
+        if classnames is None:
+            classnames = _read_classnames(self.path, max(labels) + 1)
+        table.check_below(label_key, labels, classnames, "class")
+
+        groups = None
+        if group_key is not None:
+            groups = table.indices(group_key, "group")
+            if group_names is not None:
+                table.check_below(group_key, groups, group_names, "group")
+
+        root = self.path.parent if root is None else Path(root)
+        image_paths = []
+        for row, name in enumerate(table.text(image_key)):
+            if not name.strip():
+                raise StarftError(f"{table.where(row, image_key)}: the image path is empty")
+            image_paths.append(str(root / name.strip()))
+
+        super().__init__(
+            classnames=classnames,
+            labels=labels,
+            templates=templates,
+            groups=groups,
+            group_names=group_names,
+            captions=None if caption_key is None else table.text(caption_key),
+            image_paths=image_paths,
+            transform=transform,
+            on_bad_image=on_bad_image,
+        )

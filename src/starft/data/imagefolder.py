@@ -1,0 +1,72 @@
+"""Datasets in the torchvision ImageFolder layout: ``root/<class folder>/<image>``.
+
+The folder scan is torchvision's own (``find_classes``/``make_dataset``), so class indices match
+what ``torchvision.datasets.ImageFolder`` would assign (sorted folder names).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+from starft.data.base import ClassificationDataset, Transform
+from starft.data.templates import TemplateSpec
+from starft.errors import StarftError
+
+logger = logging.getLogger(__name__)
+
+
+class ImageFolderDataset(ClassificationDataset):
+    """One sub-folder per class; class names default to folder names with ``_`` as spaces."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        transform: Transform | None = None,
+        classnames: Sequence[str] | None = None,
+        templates: TemplateSpec | None = None,
+        on_bad_image: str = "error",
+        extensions: Sequence[str] = IMG_EXTENSIONS,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise StarftError(f"image folder '{self.root}' does not exist or is not a folder")
+        try:
+            folders, class_to_idx = find_classes(self.root)
+        except FileNotFoundError:
+            raise StarftError(
+                f"image folder '{self.root}' has no class sub-folders "
+                "(expected root/<class>/<image>)"
+            ) from None
+        if classnames is None:
+            classnames = [folder.replace("_", " ") for folder in folders]
+        elif len(classnames) != len(folders):
+            raise StarftError(
+                f"image folder '{self.root}' has {len(folders)} class folders but "
+                f"{len(classnames)} class names were given"
+            )
+        # allow_empty keeps an empty class folder's index (and name) instead of failing the scan.
+        items = make_dataset(
+            self.root, class_to_idx, extensions=tuple(extensions), allow_empty=True
+        )
+        if not items:
+            raise StarftError(
+                f"image folder '{self.root}' has no images with extensions {', '.join(extensions)}"
+            )
+        counts = Counter(label for _, label in items)
+        empty = [folder for folder in folders if counts[class_to_idx[folder]] == 0]
+        if empty:
+            logger.warning("image folder '%s': no images in class folders %s", self.root, empty)
+        super().__init__(
+            classnames=classnames,
+            labels=[label for _, label in items],
+            templates=templates,
+            image_paths=[path for path, _ in items],
+            transform=transform,
+            on_bad_image=on_bad_image,
+        )

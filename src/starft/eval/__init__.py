@@ -1,0 +1,46 @@
+"""Evaluation: predictions sharded across ranks, whole-set metrics, and result files."""
+
+from starft.eval.evaluate import evaluate
+from starft.eval.metrics import (
+    average_group_accuracy,
+    compute_metrics,
+    expected_calibration_error,
+    group_accuracies,
+    negative_log_likelihood,
+    project_logits,
+    top1_accuracy,
+    weighted_group_accuracy,
+    worst_group_accuracy,
+)
+from starft.eval.predict import Predictions, predict
+from starft.eval.results import (
+    SCHEMA_VERSION,
+    build_result,
+    load_result,
+    result_filename,
+    write_predictions_csv,
+    write_result,
+)
+from starft.eval.zeroshot import evaluate_zeroshot
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Predictions",
+    "average_group_accuracy",
+    "build_result",
+    "compute_metrics",
+    "evaluate",
+    "evaluate_zeroshot",
+    "expected_calibration_error",
+    "group_accuracies",
+    "load_result",
+    "negative_log_likelihood",
+    "predict",
+    "project_logits",
+    "result_filename",
+    "top1_accuracy",
+    "weighted_group_accuracy",
+    "worst_group_accuracy",
+    "write_predictions_csv",
+    "write_result",
+]

@@ -1,0 +1,113 @@
+"""Pure tensor loss functions: drop them into any training loop.
+
+Conventions (DESIGN §3): features are L2-normalised; ``logit_scale`` is the *multiplier* s (already
+exponentiated), as in open_clip's ``ClipLoss``. Each public function has a ``*_local`` sibling that
+computes the loss for the local rows of a batch whose columns span the global (all-rank) batch:
+with one process the two are identical, and under DDP the mean over ranks of the local losses is the
+loss over the global batch (see :mod:`starft.losses.distributed`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def clip_contrastive_loss(
+    image_features: Tensor, text_features: Tensor, logit_scale: Tensor | float
+) -> Tensor:
+    """Symmetric CLIP loss ``½[CE(s·X Yᵀ, I) + CE(s·Y Xᵀ, I)]``.
+
+    As in FLYP, same-class pairs of the batch are ordinary negatives.
+    """
+    return clip_contrastive_loss_local(
+        image_features, text_features, image_features, text_features, logit_scale, offset=0
+    )
+
+
+def clip_contrastive_loss_local(
+    image_features: Tensor,
+    text_features: Tensor,
+    all_image_features: Tensor,
+    all_text_features: Tensor,
+    logit_scale: Tensor | float,
+    offset: int,
+) -> Tensor:
+    """Contrastive loss of the local rows against the global batch.
+
+    ``offset`` is the position of the first local sample in the global batch (rank x local size).
+    """
+    logits_per_image = logit_scale * image_features @ all_text_features.t()
+    logits_per_text = logit_scale * text_features @ all_image_features.t()
+    targets = torch.arange(image_features.shape[0], device=image_features.device) + offset
+    return 0.5 * (
+        F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_text, targets)
+    )
+
+
+def star_regularization(
+    image_features: Tensor,
+    spurious_text_features: Tensor,
+    teacher_image_features: Tensor,
+    teacher_spurious_text_features: Tensor,
+    labels: Tensor,
+    logit_scale: Tensor | float,
+    mask_same_class: bool = True,
+) -> Tensor:
+    """StarFT's spurious textual alignment regulariser (Eq. 1-2 of the paper, as released).
+
+    ``z = s0·X Wᵀ`` (student image vs. student spurious captions) and ``z0 = s0·X0 W0ᵀ`` (the frozen
+    zero-shot model), both at the *teacher's* scale ``logit_scale = s0``. With ``mask_same_class``
+    every pair of the same class (the diagonal included) is removed from both softmaxes. The loss is
+    ``(1/N) Σ_i KL(softmax(z0_i) ‖ softmax(z_i))`` with the teacher as the target.
+    """
+    return star_regularization_local(
+        image_features,
+        spurious_text_features,
+        teacher_image_features,
+        teacher_spurious_text_features,
+        labels,
+        labels,
+        logit_scale,
+        mask_same_class=mask_same_class,
+    )
+
+
+def star_regularization_local(
+    image_features: Tensor,
+    all_spurious_text_features: Tensor,
+    teacher_image_features: Tensor,
+    all_teacher_spurious_text_features: Tensor,
+    labels: Tensor,
+    all_labels: Tensor,
+    logit_scale: Tensor | float,
+    mask_same_class: bool = True,
+) -> Tensor:
+    """Star loss of the local rows against the spurious captions of the global batch.
+
+    Computed in float32 whatever the autocast dtype. Masked entries get the dtype's most negative
+    finite value rather than ``-inf``: the teacher's probability there is exactly 0, so the KL term
+    ``0·(log 0 − z)`` is 0 instead of ``0·∞ = NaN``. A row whose every column is masked (all samples
+    share its class) has no negatives; its KL is defined as 0, so the loss stays finite — the mean
+    is still over all N rows, as in the release (``batchmean``).
+    """
+    z = logit_scale * image_features.float() @ all_spurious_text_features.float().t()
+    z0 = (
+        logit_scale
+        * teacher_image_features.float()
+        @ all_teacher_spurious_text_features.float().t()
+    )
+    if mask_same_class:
+        mask = labels.view(-1, 1) == all_labels.view(1, -1)
+        fill = torch.finfo(z.dtype).min
+        z = z.masked_fill(mask, fill)
+        z0 = z0.masked_fill(mask, fill)
+        has_negative = ~mask.all(dim=1)
+    else:
+        has_negative = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
+    kl_rows = F.kl_div(
+        F.log_softmax(z, dim=-1), F.softmax(z0, dim=-1), reduction="none", log_target=False
+    ).sum(dim=-1)
+    kl_rows = torch.where(has_negative, kl_rows, torch.zeros_like(kl_rows))
+    return kl_rows.sum() / max(z.shape[0], 1)

@@ -1,0 +1,143 @@
+"""What every fine-tuning method is: an ``nn.Module`` that turns a batch into named loss terms.
+
+A method owns the model being trained, any frozen teacher and its loss modules. The training loop
+(:mod:`starft.train`) wraps the *method* in DDP, calls ``method(batch, step)`` and back-propagates
+``out["loss"]``; every other entry of the returned dict is logged. After training (and for every
+per-epoch evaluation) ``method.classifier()`` gives an images -> logits module and
+``method.export(dir)`` writes the trained weights in a form open_clip loads.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head, save_model
+
+MAX_LOGIT_SCALE = math.log(100.0)
+
+
+@dataclass
+class Task:
+    """What a method needs to know about the data: classes and caption templates."""
+
+    classnames: list[str]
+    templates: list[str]
+    eval_templates: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.eval_templates:
+            self.eval_templates = list(self.templates)
+
+
+@dataclass
+class StepInfo:
+    """Where training is, for schedules (λ decay, EMA) and per-step randomness.
+
+    ``generator`` is seeded from (seed, step) by the loop, so the captions and descriptors a step
+    draws do not depend on whether training was resumed.
+    """
+
+    step: int
+    epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    generator: torch.Generator
+
+    @property
+    def num_epochs(self) -> int:
+        return max(1, math.ceil(self.total_steps / max(self.steps_per_epoch, 1)))
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method's hyper-parameter dataclass."""
+
+
+class Method(nn.Module, abc.ABC):
+    """Base class of all methods; subclasses set ``Config`` and implement ``forward``."""
+
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(
+        self,
+        model: ClipModel,
+        task: Task,
+        config: MethodConfig,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+        self.config = config
+        self.rank = rank
+        self.world_size = world_size
+
+    @abc.abstractmethod
+    def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
+        """Loss terms of one (micro-)batch; ``"loss"`` is the total to back-propagate."""
+
+    # -- what the loop optimises and checkpoints ------------------------------------------------
+    def trainable_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """Parameters the optimiser updates (frozen teachers excluded)."""
+        for name, param in self.named_parameters():
+            if param.requires_grad:
+                yield name, param
+
+    def training_state(self) -> dict[str, Tensor]:
+        """Tensors that a resumed run needs besides the optimiser (default: the trained model)."""
+        return {k: v for k, v in self.model.state_dict().items()}
+
+    def load_training_state(self, state: dict[str, Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+    @torch.no_grad()
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        """Called after each optimiser step; clamps the logit scale to [0, ln 100] like CLIP."""
+        self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+    # -- evaluation and export -------------------------------------------------------------------
+    def classifier(
+        self, classnames: Sequence[str] | None = None, templates: Sequence[str] | None = None
+    ) -> nn.Module:
+        """Images -> logits with a zero-shot head rebuilt from the current text tower."""
+        classnames = list(classnames) if classnames is not None else self.task.classnames
+        templates = list(templates) if templates is not None else self.task.eval_templates
+        head = build_zeroshot_head(self.model, classnames, templates)
+        return ZeroShotClassifier(self.model, head)
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write the trained model as an open_clip ``local-dir`` folder."""
+        return save_model(self.model, out_dir)
+
+    # -- shared helpers --------------------------------------------------------------------------
+    def encode(
+        self, images: Tensor, caption_lists: Sequence[Sequence[str]]
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Normalised image features and, per caption list, per-caption text features.
+
+        All captions of all lists are de-duplicated and encoded in ONE text-tower call (each
+        distinct caption once per batch); the per-sample features are gathered back by index, so
+        gradients flow to every use of a caption.
+        """
+        unique: dict[str, int] = {}
+        for captions in caption_lists:
+            for caption in captions:
+                unique.setdefault(caption, len(unique))
+        device = images.device
+        tokens = self.model.tokenize(list(unique)).to(device, non_blocking=True)
+        out = self.model(images=images, tokens=tokens, normalize=True)
+        text = out["text_features"]
+        per_list = [
+            text[torch.tensor([unique[c] for c in captions], device=device)]
+            for captions in caption_lists
+        ]
+        return out["image_features"], per_list

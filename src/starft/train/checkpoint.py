@@ -1,0 +1,34 @@
+"""Resumable training checkpoints: written atomically, read with ``weights_only=True``.
+
+A checkpoint holds only tensors, numbers, strings and containers (the method's training state, the
+optimiser state, counters and the resolved config), so it loads with PyTorch's safe unpickler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from starft.errors import StarftError
+from starft.utils.io import atomic_torch_save
+
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    atomic_torch_save({"version": CHECKPOINT_VERSION, **state}, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise StarftError(f"checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise StarftError(f"checkpoint '{path}' cannot be read: {err}") from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise StarftError(f"checkpoint '{path}' is not a starft v{CHECKPOINT_VERSION} checkpoint")
+    return state

@@ -1,0 +1,55 @@
+"""Process-group set-up for ``torchrun`` (the only launcher starft supports).
+
+torchrun sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; with ``WORLD_SIZE`` unset or 1 nothing
+here touches ``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from starft.utils.distributed import DistInfo
+
+
+def init_distributed() -> DistInfo:
+    """Initialise the default process group from torchrun's environment (NCCL on GPU, else gloo)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo(rank=0, world_size=1, local_rank=0)
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """``auto`` -> this rank's GPU if there is one, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", info.local_rank)
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``precision`` (``auto``: bf16 on GPUs that support it, fp32 on CPU)."""
+    from starft.errors import StarftError
+
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in table:
+        raise StarftError(f"precision must be auto, fp32, bf16 or fp16, got '{precision}'")
+    if precision == "fp16" and device.type != "cuda":
+        raise StarftError("precision fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
+    return table[precision]

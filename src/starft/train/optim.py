@@ -1,0 +1,68 @@
+"""AdamW with weight-decay exclusion, and the warmup + cosine learning-rate schedule.
+
+The schedule is a pure function of the step (``lr_at``), set on the optimiser before each update,
+so a resumed run needs no scheduler state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from starft.config import OptimConfig
+from starft.errors import StarftError
+
+SCHEDULES = ("cosine", "constant")
+
+
+def build_optimizer(
+    named_parameters: Iterable[tuple[str, nn.Parameter]], config: OptimConfig
+) -> torch.optim.AdamW:
+    """AdamW; with ``exclude_from_weight_decay`` no decay on gains, biases and the logit scale.
+
+    The rule is structural (``ndim < 2``: LayerNorm/BatchNorm weights, biases, scalars such as
+    ``logit_scale``), as in open_clip's training code, not a list of parameter names.
+    """
+    decay, no_decay = [], []
+    for _, param in named_parameters:
+        if config.exclude_from_weight_decay and param.ndim < 2:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    if not decay and not no_decay:
+        raise StarftError("the method has no trainable parameters")
+    groups = [
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": config.weight_decay},
+    ]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]],
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+        eps=config.eps,
+    )
+
+
+def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warmup, then cosine or constant.
+
+    Warmup matches FLYP's ``cosine_lr``: ``base_lr·(step+1)/warmup``; the cosine phase decays from
+    ``base_lr`` to 0 over the remaining ``total_steps − warmup`` steps.
+    """
+    if schedule not in SCHEDULES:
+        raise StarftError(f"optim.schedule must be one of {SCHEDULES}, got '{schedule}'")
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return base_lr
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / decay_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) * base_lr
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
