@@ -1,13 +1,14 @@
 """Class captions from templates: ``"a photo of a {}."`` + ``"tench"`` -> ``"a photo of a tench."``.
 
 FLYP draws one template per sample at random (``mode="random"``); StarFT uses one fixed
-template (``mode="fixed"``). Randomness comes only from the ``torch.Generator`` passed to
-:meth:`CaptionSampler.sample`, so a loop that seeds its generator gets the same captions every run.
+template (``mode="fixed"``). Randomness comes only from the ``randint`` callable passed to
+:meth:`CaptionSampler.sample` (the training loop passes :meth:`starft.methods.StepInfo.randint`,
+seeded per step and consistent across DDP ranks), so a seeded run draws the same captions every time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -51,13 +52,23 @@ class CaptionSampler:
             raise StarftError(f"label {label} is out of range for {len(self.classnames)} classes")
         return self.classnames[label]
 
-    def sample(self, labels: Sequence[int] | torch.Tensor, generator: torch.Generator) -> list[str]:
-        """One caption per label; in random mode each template index is drawn uniformly."""
+    def sample(
+        self,
+        labels: Sequence[int] | torch.Tensor,
+        randint: Callable[[int, int], list[int]] | torch.Generator,
+    ) -> list[str]:
+        """One caption per label; in random mode each template index is drawn uniformly.
+
+        ``randint(high, n)`` returns ``n`` integers in ``[0, high)``; a ``torch.Generator`` is
+        accepted as a shortcut for drawing from it directly.
+        """
         labels = [int(label) for label in labels]
         if self.mode == "fixed":
             picks = [self.template_index] * len(labels)
+        elif isinstance(randint, torch.Generator):
+            picks = torch.randint(len(self.templates), (len(labels),), generator=randint).tolist()
         else:
-            picks = torch.randint(len(self.templates), (len(labels),), generator=generator).tolist()
+            picks = randint(len(self.templates), len(labels))
         return [
             class_caption(self.templates[pick], self._classname(label))
             for pick, label in zip(picks, labels)

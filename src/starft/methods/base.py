@@ -42,7 +42,8 @@ class StepInfo:
     """Where training is, for schedules (λ decay, EMA) and per-step randomness.
 
     ``generator`` is seeded from (seed, step) by the loop, so the captions and descriptors a step
-    draws do not depend on whether training was resumed.
+    draws do not depend on whether training was resumed. Methods draw through :meth:`randint`,
+    which makes DDP ranks draw exactly what one process with the global batch would.
     """
 
     step: int
@@ -50,6 +51,16 @@ class StepInfo:
     steps_per_epoch: int
     total_steps: int
     generator: torch.Generator
+    rank: int = 0
+    world_size: int = 1
+
+    def randint(self, high: int, size: int) -> list[int]:
+        """``size`` uniform integers in ``[0, high)`` for this rank's samples.
+
+        Draws for the whole global batch (``size x world_size``) and keeps this rank's slice.
+        """
+        draws = torch.randint(high, (size * self.world_size,), generator=self.generator)
+        return draws[self.rank * size : (self.rank + 1) * size].tolist()
 
     @property
     def num_epochs(self) -> int:
@@ -92,12 +103,16 @@ class Method(nn.Module, abc.ABC):
             if param.requires_grad:
                 yield name, param
 
-    def training_state(self) -> dict[str, Tensor]:
-        """Tensors that a resumed run needs besides the optimiser (default: the trained model)."""
-        return {k: v for k, v in self.model.state_dict().items()}
+    def training_state(self) -> dict[str, Any]:
+        """What a resumed run needs besides the optimiser (default: the trained model's weights).
 
-    def load_training_state(self, state: dict[str, Tensor]) -> None:
-        self.model.load_state_dict(state)
+        Only tensors, numbers, strings and containers, so checkpoints load with
+        ``torch.load(weights_only=True)``.
+        """
+        return {"model": dict(self.model.state_dict())}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
 
     @torch.no_grad()
     def after_optimizer_step(self, step: StepInfo) -> None:

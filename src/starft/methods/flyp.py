@@ -53,7 +53,7 @@ class FLYP(Method):
                     "method option dataset_captions=true, but the dataset has no caption column"
                 )
             return list(batch["caption"])
-        return self.captions.sample(batch["label"].tolist(), step.generator)
+        return self.captions.sample(batch["label"].tolist(), step.randint)
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         captions = self.class_captions(batch, step)

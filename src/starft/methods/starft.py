@@ -85,6 +85,13 @@ class StarFT(FLYP):
         words = _vocabulary_words(model)
         return random_suffix_pool(len(pool), words, num_words=config.random_suffix_words, seed=0)
 
+    def training_state(self) -> dict[str, Any]:
+        return {**super().training_state(), "teacher_text_cache": self.teacher.cache_state()}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        super().load_training_state(state)
+        self.teacher.load_cache_state(state.get("teacher_text_cache", {}))
+
     def lambda_at(self, step: StepInfo) -> float:
         lam = self.config.lambda_star
         if self.config.decay == "epoch":
@@ -93,14 +100,14 @@ class StarFT(FLYP):
             return lam * (1.0 - (step.step + 1) / max(step.total_steps, 1))
         return lam
 
-    def spurious_captions(self, captions: list[str], generator: torch.Generator) -> list[str]:
-        picks = torch.randint(len(self.descriptors), (len(captions),), generator=generator)
-        return [spurious_caption(self.descriptors[i], c) for i, c in zip(picks.tolist(), captions)]
+    def spurious_captions(self, captions: list[str], step: StepInfo) -> list[str]:
+        picks = step.randint(len(self.descriptors), len(captions))
+        return [spurious_caption(self.descriptors[i], c) for i, c in zip(picks, captions)]
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         images, labels = batch["image"], batch["label"]
         captions = self.class_captions(batch, step)
-        spurious = self.spurious_captions(captions, step.generator)
+        spurious = self.spurious_captions(captions, step)
         lam = self.lambda_at(step)
         if lam == 0.0:
             # λ is exactly 0 (the last epoch under the released decay): the Star term contributes

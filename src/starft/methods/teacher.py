@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -71,3 +72,22 @@ class FrozenTeacher(nn.Module):
     @property
     def num_cached(self) -> int:
         return len(self._rows)
+
+    def cache_state(self) -> dict[str, Any]:
+        """The caption table, for checkpoints.
+
+        A resumed run must continue with the *same* table: re-embedding the captions in batches of
+        a different composition changes float rounding (~1e-7), which Adam then amplifies. With
+        the table restored, later misses arrive in the same batches as in an uninterrupted run.
+        """
+        if self._table is None:
+            return {}
+        return {"captions": list(self._rows), "table": self._table.cpu()}
+
+    def load_cache_state(self, state: dict[str, Any]) -> None:
+        if not state:
+            self._rows, self._table = {}, None
+            return
+        device = next(self.model.parameters()).device
+        self._rows = {caption: row for row, caption in enumerate(state["captions"])}
+        self._table = state["table"].to(device)

@@ -115,22 +115,6 @@ class ClipModel(nn.Module):
             out["text_features"] = self.encode_text(tokens, normalize=normalize)
         return out
 
-    # -- parameter groups ------------------------------------------------------------------------
-    def tower_parameters(self, tower: str) -> list[nn.Parameter]:
-        """Parameters of the ``'image'`` tower, the ``'text'`` tower or ``'scale'`` (logit scale)."""
-        visual = {id(p) for p in self.model.visual.parameters()}
-        scale = {id(self.model.logit_scale)}
-        if getattr(self.model, "logit_bias", None) is not None:
-            scale.add(id(self.model.logit_bias))
-        params = list(self.model.parameters())
-        if tower == "image":
-            return [p for p in params if id(p) in visual]
-        if tower == "scale":
-            return [p for p in params if id(p) in scale]
-        if tower == "text":
-            return [p for p in params if id(p) not in visual and id(p) not in scale]
-        raise ValueError(f"unknown tower '{tower}' (expected image, text or scale)")
-
 
 def _supports_trimming(model: nn.Module) -> bool:
     """True for open_clip's built-in causal text tower pooled at the end-of-text token.

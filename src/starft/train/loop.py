@@ -252,6 +252,8 @@ class Trainer:
                 steps_per_epoch=self.steps_per_epoch,
                 total_steps=self.total_steps,
                 generator=seeded_generator(self.config.seed, self.step, micro),
+                rank=self.info.rank,
+                world_size=self.info.world_size,
             )
             last_micro = micro == accum - 1
             sync = contextlib.nullcontext()
