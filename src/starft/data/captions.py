@@ -3,7 +3,7 @@
 FLYP draws one template per sample at random (``mode="random"``); StarFT uses one fixed
 template (``mode="fixed"``). Randomness comes only from the ``randint`` callable passed to
 :meth:`CaptionSampler.sample` (the training loop passes :meth:`starft.methods.StepInfo.randint`,
-seeded per step and consistent across DDP ranks), so a seeded run draws the same captions every time.
+seeded per step and consistent across DDP ranks), so a seeded run draws the same captions.
 """
 
 from __future__ import annotations
