@@ -68,11 +68,18 @@ def loss_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
 CLASSNAMES = ["tench", "goldfish", "shark", "ray"]
 ONE_TEMPLATE = ["a photo of a {}."]
 THREE_TEMPLATES = ["a photo of a {}.", "a drawing of a {}.", "a close-up photo of the {}."]
+STUDENT_NOISE = 0.05
 METHOD_LABELS = [0, 1, 2, 0, 1, 3, 0, 2]  # repeats within and across the two ranks
 METHOD_CASES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     "starft": ("starft", ONE_TEMPLATE, {"lambda_star": 1.0, "decay": "none"}),
     "flyp": ("flyp", ONE_TEMPLATE, {}),
     "flyp_three_templates": ("flyp", THREE_TEMPLATES, {}),
+    # Two draws per step (template, then descriptor) from the same per-step generator.
+    "starft_random_templates": (
+        "starft",
+        THREE_TEMPLATES,
+        {"lambda_star": 1.0, "decay": "none", "template_mode": "random", "mask_same_class": False},
+    ),
 }
 
 
@@ -98,6 +105,13 @@ def build_method(case: str, rank: int, world_size: int) -> Any:
     method = create_method(
         name, model, Task(CLASSNAMES, templates), params, rank=rank, world_size=world_size
     )
+    # StarFT's teacher is a copy of the model taken at construction: at that point the student
+    # *is* the teacher, the Star KL is 0 up to rounding and its gradient vanishes. Move the
+    # student away from it (identically in every process) so the Star term really takes part.
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in method.model.parameters():
+            param.add_(STUDENT_NOISE * torch.randn(param.shape, generator=generator))
     method.train()
     return method
 
@@ -178,85 +192,86 @@ def _init_process_group(rank: int, world_size: int, port: int) -> None:
     )
 
 
-def _destroy_process_group() -> None:
+def _shutdown() -> None:
+    """Leave the job cleanly, on success only.
+
+    The barrier keeps a rank from tearing gloo down while its peer is still finishing the last
+    collective: without it, destroying right after a backward's collectives sometimes aborts a
+    worker ("terminate called without an active exception"). A worker that raised skips this (a
+    barrier against a peer stuck elsewhere would only hang); the launcher stops its peer.
+    """
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 # -- workers ------------------------------------------------------------------------------------
 def loss_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """Every ``LOSS_CASES`` case: this rank's local loss and the gradients of its local leaves."""
     _init_process_group(rank, world_size, port)
-    try:
-        from starft.losses import ClipLoss, StarLoss
+    from starft.losses import ClipLoss, StarLoss
 
-        full = loss_inputs()
-        size = GLOBAL_BATCH // world_size
-        rows = slice(rank * size, (rank + 1) * size)
-        results: dict[str, Any] = {}
-        for name, case in LOSS_CASES.items():
-            if case["kind"] == "clip":
-                leaves = {k: full[k][rows].clone().requires_grad_(True) for k in CLIP_LEAVES}
-                scale = torch.tensor(CLIP_SCALE, requires_grad=True)
-                loss = ClipLoss(rank, world_size)(leaves["image"], leaves["text"], scale)
-                loss = loss["contrastive"]
-            else:
-                leaves = {k: full[k][rows].clone().requires_grad_(True) for k in STAR_LEAVES}
-                scale = None
-                loss = StarLoss(case["mask"], rank, world_size)(
-                    leaves["image"],
-                    leaves["spurious_text"],
-                    full["teacher_image"][rows],
-                    full["teacher_spurious_text"][rows],
-                    torch.tensor(case["labels"])[rows],
-                    STAR_SCALE,
-                )["star"]
-            loss.backward()
-            results[name] = {
-                "loss": loss.detach(),
-                "grads": {k: v.grad for k, v in leaves.items()},
-                "scale_grad": None if scale is None else scale.grad,
-            }
-        torch.save(results, Path(out_dir) / f"loss_rank{rank}.pt")
-    finally:
-        _destroy_process_group()
+    full = loss_inputs()
+    size = GLOBAL_BATCH // world_size
+    rows = slice(rank * size, (rank + 1) * size)
+    results: dict[str, Any] = {}
+    for name, case in LOSS_CASES.items():
+        if case["kind"] == "clip":
+            leaves = {k: full[k][rows].clone().requires_grad_(True) for k in CLIP_LEAVES}
+            scale = torch.tensor(CLIP_SCALE, requires_grad=True)
+            loss = ClipLoss(rank, world_size)(leaves["image"], leaves["text"], scale)
+            loss = loss["contrastive"]
+        else:
+            leaves = {k: full[k][rows].clone().requires_grad_(True) for k in STAR_LEAVES}
+            scale = None
+            loss = StarLoss(case["mask"], rank, world_size)(
+                leaves["image"],
+                leaves["spurious_text"],
+                full["teacher_image"][rows],
+                full["teacher_spurious_text"][rows],
+                torch.tensor(case["labels"])[rows],
+                STAR_SCALE,
+            )["star"]
+        loss.backward()
+        results[name] = {
+            "loss": loss.detach(),
+            "grads": {k: v.grad for k, v in leaves.items()},
+            "scale_grad": None if scale is None else scale.grad,
+        }
+    torch.save(results, Path(out_dir) / f"loss_rank{rank}.pt")
+    _shutdown()
 
 
 def method_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """Every ``METHOD_CASES`` case through DDP: local loss terms and (rank 0) averaged grads."""
     _init_process_group(rank, world_size, port)
-    try:
-        from torch.nn.parallel import DistributedDataParallel
+    from torch.nn.parallel import DistributedDataParallel
 
-        batch = local_rows(method_batch(), rank, world_size)
-        results: dict[str, Any] = {}
-        for case in METHOD_CASES:
-            method = build_method(case, rank, world_size)
-            ddp = DistributedDataParallel(method)
-            out = ddp(batch, step_info(rank, world_size))
-            out["loss"].backward()
-            entry: dict[str, Any] = {"terms": {k: v.detach() for k, v in out.items()}}
-            if rank == 0:
-                entry["grads"] = {
-                    k: None if p.grad is None else p.grad.clone()
-                    for k, p in method.trainable_named_parameters()
-                }
-            results[case] = entry
-        torch.save(results, Path(out_dir) / f"method_rank{rank}.pt")
-    finally:
-        _destroy_process_group()
+    batch = local_rows(method_batch(), rank, world_size)
+    results: dict[str, Any] = {}
+    for case in METHOD_CASES:
+        method = build_method(case, rank, world_size)
+        ddp = DistributedDataParallel(method)
+        out = ddp(batch, step_info(rank, world_size))
+        out["loss"].backward()
+        entry: dict[str, Any] = {"terms": {k: v.detach() for k, v in out.items()}}
+        if rank == 0:
+            entry["grads"] = {
+                k: None if p.grad is None else p.grad.clone()
+                for k, p in method.trainable_named_parameters()
+            }
+        results[case] = entry
+    torch.save(results, Path(out_dir) / f"method_rank{rank}.pt")
+    _shutdown()
 
 
 def fit_worker(rank: int, world_size: int, port: int, overrides: list[str]) -> None:
     """``starft.train.fit`` as one torchrun process (the process group is already up, so
     ``init_distributed`` keeps it, with its short timeout)."""
     _init_process_group(rank, world_size, port)
-    try:
-        from starft.config import load_train_config
-        from starft.train import fit
+    from starft.config import load_train_config
+    from starft.train import fit
 
-        fit(load_train_config(None, overrides))
-    finally:
-        _destroy_process_group()
+    fit(load_train_config(None, overrides))
+    _shutdown()

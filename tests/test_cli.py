@@ -114,6 +114,7 @@ def test_bench_prints_one_json_object(capsys):
     ("argv", "message"),
     [
         (["train", "optim.lrr=1"], "optim.lrr: unknown field"),
+        (["train", "--epochs", "1", "optim.lrr=1"], "optim.lrr: unknown field"),
         (["train", "--epochs", "two"], "optim.epochs: expected an integer, got 'two'"),
         (["train", "--method", "nope"], "unknown method 'nope'"),
         (["train", "--config", "/no/such.yaml"], "cannot read config file '/no/such.yaml'"),

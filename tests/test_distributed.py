@@ -164,7 +164,7 @@ def test_method_under_ddp_matches_single_process(method_runs, case):
     assert set(ranks[0]["terms"]) == set(out)
     if METHOD_CASES[case][0] == "starft":
         assert {"contrastive", "star"} <= set(out)
-        assert float(out["star"].detach()) > 0  # the Star term takes part
+        assert float(out["star"].detach()) > 1e-3  # the Star term takes part
     for key, value in out.items():
         mean = torch.stack([r["terms"][key] for r in ranks]).mean()
         torch.testing.assert_close(mean, value.detach(), atol=1e-6, rtol=1e-5)

@@ -22,6 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="time with empty caption caches (default: warm, the steady state of a real run)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="method parameters")
     p.set_defaults(run=run)
@@ -51,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         device=args.device,
         precision=args.precision,
+        cold=args.cold,
     )
     result = run_bench(config, params)
     if args.json:

@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto")
-    p.add_argument("args", nargs="*", metavar="KEY=VALUE", help="dataset arguments")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dataset arguments")
     p.set_defaults(run=run)
 
 
@@ -57,6 +57,16 @@ def _method_name(config_file: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from starft.train.distributed import init_distributed, shutdown_distributed
+
+    info = init_distributed()
+    try:
+        return _evaluate(args, info)
+    finally:
+        shutdown_distributed()
+
+
+def _evaluate(args: argparse.Namespace, info: Any) -> int:
     from starft.config import parse_override
     from starft.data import create_dataset, get_templates
     from starft.eval import (
@@ -67,14 +77,13 @@ def run(args: argparse.Namespace) -> int:
         write_result,
     )
     from starft.models import create_model
-    from starft.train.distributed import init_distributed, resolve_autocast, resolve_device
+    from starft.train.distributed import resolve_autocast, resolve_device
 
-    info = init_distributed()
     device = resolve_device(args.device, info)
     weights, inferred_method = resolve_model(args.model)
     model = create_model(weights, args.pretrained, device=device)
     dataset_args: dict[str, Any] = {}
-    for text in args.args:
+    for text in args.overrides:
         path, value = parse_override(text)
         dataset_args[".".join(path)] = value
     dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)

@@ -53,8 +53,13 @@ def run(args: argparse.Namespace) -> int:
         for flag, field in FLAGS.items()
         if getattr(args, flag) is not None
     ]
+    from starft.train.distributed import shutdown_distributed
+
     config = load_train_config(args.config, overrides + list(args.overrides))
-    result = fit(config, resume=args.resume)
+    try:
+        result = fit(config, resume=args.resume)
+    finally:
+        shutdown_distributed()
     if result.best_metric is not None:
         print(
             f"best {config.select_by} on validation: {result.best_metric:.4f} -> {result.best_dir}"

@@ -30,6 +30,15 @@ def init_distributed() -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down (end of a torchrun command)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def resolve_device(name: str, info: DistInfo) -> torch.device:
     """``auto`` -> this rank's GPU if there is one, else the CPU."""
     if name == "auto":
