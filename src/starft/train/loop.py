@@ -28,22 +28,22 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from starft.config import TrainConfig, to_dict
-from starft.data import collate_samples, create_dataset, get_templates
+from starft.data import collate_samples
 from starft.errors import StarftError
 from starft.eval import build_result, evaluate, result_filename, write_predictions_csv, write_result
-from starft.methods import Method, StepInfo, Task, create_method
+from starft.methods import Method, StepInfo
 from starft.models import create_model
 from starft.train.checkpoint import load_checkpoint, save_checkpoint
 from starft.train.distributed import init_distributed, resolve_autocast, resolve_device
 from starft.train.logger import RunLogger
 from starft.train.optim import build_optimizer, lr_at, set_lr
 from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
+from starft.train.setup import build_datasets, build_method, check_config, steps_per_epoch
 from starft.utils.distributed import DistInfo
 from starft.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SELECT_BY = ("top1", "worst_group_acc", "avg_group_acc")
 # Fields that must match between a checkpoint and the config resuming it.
 RESUME_FIELDS = ("model", "data", "method", "optim", "seed")
 
@@ -56,16 +56,6 @@ class FitResult:
     best_metric: float | None
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def build_task(config: TrainConfig, dataset: Any) -> Task:
-    templates = get_templates(config.data.templates) if config.data.templates else dataset.templates
-    eval_templates = (
-        get_templates(config.data.eval_templates)
-        if config.data.eval_templates
-        else dataset.templates
-    )
-    return Task(list(dataset.classnames), list(templates), list(eval_templates))
 
 
 def fit(config: TrainConfig, resume: str | Path | None = None) -> FitResult:
@@ -91,37 +81,13 @@ class Trainer:
         self.out_dir = Path(config.out_dir)
         self.device = resolve_device(config.device, info)
         self.autocast_dtype = resolve_autocast(config.precision, self.device)
-        self._check_config()
+        check_config(config, info)
         torch.manual_seed(config.seed)  # identical model initialisation on every rank
-
-        data = config.data
         self.model = create_model(
             config.model.name, config.model.pretrained, cache_dir=config.model.cache_dir
         )
-        train_tf = self.model.preprocess_train if data.augment else self.model.preprocess_val
-        self.train_set = create_dataset(
-            data.dataset, **data.train, transform=train_tf, on_bad_image=data.on_bad_image
-        )
-        self.val_set = (
-            create_dataset(
-                data.dataset,
-                **data.val,
-                transform=self.model.preprocess_val,
-                on_bad_image=data.on_bad_image,
-            )
-            if data.val is not None
-            else None
-        )
-        self._check_selection()
-        params = {k: v for k, v in config.method.items() if k != "name"}
-        self.method: Method = create_method(
-            config.method["name"],
-            self.model,
-            build_task(config, self.train_set),
-            params,
-            rank=info.rank,
-            world_size=info.world_size,
-        ).to(self.device)
+        self.train_set, self.val_set = build_datasets(config, self.model)
+        self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
         self.ddp: nn.Module = self.method
         if info.world_size > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
@@ -130,16 +96,7 @@ class Trainer:
             )
         self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
-
-        global_batch = data.batch_size * info.world_size
-        micro_per_epoch = len(self.train_set) // global_batch
-        self.steps_per_epoch = micro_per_epoch // config.optim.accum_steps
-        if self.steps_per_epoch == 0:
-            raise StarftError(
-                f"data.batch_size={data.batch_size} x {info.world_size} process(es) x "
-                f"optim.accum_steps={config.optim.accum_steps} is larger than the training set "
-                f"({len(self.train_set)} samples)"
-            )
+        self.steps_per_epoch = steps_per_epoch(config, len(self.train_set), info.world_size)
         self.total_steps = self.steps_per_epoch * config.optim.epochs
         self.logger = RunLogger(self.out_dir, config.log, to_dict(config), enabled=info.is_main)
         self.step = 0
@@ -147,32 +104,6 @@ class Trainer:
         self.batch_in_epoch = 0
         self.best_metric: float | None = None
         self.history: list[dict[str, Any]] = []
-
-    # -- set-up checks ---------------------------------------------------------------------------
-    def _check_config(self) -> None:
-        c = self.config
-        if c.optim.accum_steps < 1:
-            raise StarftError(f"optim.accum_steps must be >= 1, got {c.optim.accum_steps}")
-        if c.optim.epochs < 1:
-            raise StarftError(f"optim.epochs must be >= 1, got {c.optim.epochs}")
-        if c.data.batch_size < 1:
-            raise StarftError(f"data.batch_size must be >= 1, got {c.data.batch_size}")
-        if c.select_by not in SELECT_BY:
-            raise StarftError(f"select_by must be one of {SELECT_BY}, got '{c.select_by}'")
-        if c.data.on_bad_image == "skip" and self.info.world_size > 1:
-            # Skipping changes local batch sizes, which cross-rank feature gathers cannot take.
-            raise StarftError(
-                "data.on_bad_image=skip works in a single process only; under torchrun, remove "
-                "the unreadable files listed by a single-process run first"
-            )
-
-    def _check_selection(self) -> None:
-        if self.config.select_by != "top1" and (
-            self.val_set is None or getattr(self.val_set, "groups", None) is None
-        ):
-            raise StarftError(
-                f"select_by={self.config.select_by} needs a validation set with groups (data.val)"
-            )
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, resume: str | Path | None) -> FitResult:
@@ -234,18 +165,12 @@ class Trainer:
 
     def _train_epoch(self, progress: Any) -> None:
         accum = self.config.optim.accum_steps
-        sums: dict[str, float] = {}
-        count = 0
-        skipped = 0
-        tic = time.perf_counter()
+        window = _Window()
+        epoch_skipped = 0
         for batch in self._loader(self.epoch):
             micro = self.batch_in_epoch % accum
             self.batch_in_epoch += 1
-            if batch is None:  # every image of this micro-batch was unreadable and skipped
-                skipped += self.config.data.batch_size
-                continue
-            skipped += batch.pop("num_skipped", 0)
-            batch = _to_device(batch, self.device)
+            last_micro = micro == accum - 1
             info = StepInfo(
                 step=self.step,
                 epoch=self.epoch,
@@ -255,39 +180,54 @@ class Trainer:
                 rank=self.info.rank,
                 world_size=self.info.world_size,
             )
-            last_micro = micro == accum - 1
-            sync = contextlib.nullcontext()
-            if self.info.world_size > 1 and not last_micro:
-                sync = self.ddp.no_sync()  # type: ignore[operator]
-            with sync:
-                with self._autocast():
-                    out = self.ddp(batch, info)
-                self.scaler.scale(out["loss"] / accum).backward()
-            for key, value in out.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            count += 1
-            if not last_micro:
-                continue
-            self._optimizer_step(info)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{sums['loss'] / count:.4f}")
-            if self.step % self.config.log.every_steps == 0 or self.step == self.total_steps:
-                values = {k: v / count for k, v in sums.items()}
-                values.update(
-                    lr=self.optimizer.param_groups[0]["lr"],
-                    epoch=self.epoch,
-                    logit_scale=self.model.scale().item(),
-                    skipped_images=skipped,
-                    seconds_per_step=(time.perf_counter() - tic) / max(count / accum, 1),
-                )
-                self.logger.log(self.step, values)
-                sums, count, tic = {}, 0, time.perf_counter()
-            every = self.config.checkpoint_every_steps
-            if every and self.step % every == 0:
-                self._save_checkpoint()
-        if skipped:
-            log.warning("epoch %d: skipped %d unreadable image(s)", self.epoch, skipped)
+            if batch is None:  # every image of this micro-batch was unreadable and skipped
+                skipped = self.config.data.batch_size
+            else:
+                skipped = batch.pop("num_skipped", 0)
+                window.add(self._forward_backward(batch, info, last_micro))
+            window.skipped += skipped
+            epoch_skipped += skipped
+            if last_micro:  # the cycle closes on schedule even if its last micro-batch was empty
+                self._optimizer_step(info)
+                self._after_step(progress, window)
+        if epoch_skipped:
+            log.warning("epoch %d: skipped %d unreadable image(s)", self.epoch, epoch_skipped)
+
+    def _forward_backward(
+        self, batch: dict[str, Any], info: StepInfo, last_micro: bool
+    ) -> dict[str, float]:
+        batch = _to_device(batch, self.device)
+        sync = contextlib.nullcontext()
+        if self.info.world_size > 1 and not last_micro:
+            sync = self.ddp.no_sync()  # type: ignore[operator]  # accumulate locally
+        with sync:
+            with self._autocast():
+                out = self.ddp(batch, info)
+            self.scaler.scale(out["loss"] / self.config.optim.accum_steps).backward()
+        return {key: float(value.detach()) for key, value in out.items()}
+
+    def _after_step(self, progress: Any, window: _Window) -> None:
+        """Progress bar, logging every ``log.every_steps`` and periodic checkpoints."""
+        if progress is not None:
+            progress.update(1)
+            if window.count:
+                progress.set_postfix(loss=f"{window.sums['loss'] / window.count:.4f}")
+        if self.step % self.config.log.every_steps == 0 or self.step == self.total_steps:
+            self.logger.log(
+                self.step,
+                {
+                    **window.means(),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "epoch": self.epoch,
+                    "logit_scale": self.model.scale().item(),
+                    "skipped_images": window.skipped,
+                    "seconds_per_step": window.seconds_per_step(self.config.optim.accum_steps),
+                },
+            )
+            window.reset()
+        every = self.config.checkpoint_every_steps
+        if every and self.step % every == 0:
+            self._save_checkpoint()
 
     def _optimizer_step(self, info: StepInfo) -> None:
         optim = self.config.optim
@@ -409,6 +349,30 @@ class Trainer:
             import torch.distributed as dist
 
             dist.barrier()
+
+
+class _Window:
+    """Running means of the loss terms between two log rows."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.skipped = 0
+        self.tic = time.perf_counter()
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {key: value / self.count for key, value in self.sums.items()} if self.count else {}
+
+    def seconds_per_step(self, accum_steps: int) -> float:
+        return (time.perf_counter() - self.tic) / max(self.count / accum_steps, 1)
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""Building a training run's parts from a :class:`TrainConfig`, with up-front checks.
+
+Everything that can be wrong in a config is caught here, before the first step, with a one-line
+:class:`StarftError` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starft.config import TrainConfig
+from starft.data import ClassificationDataset, create_dataset, get_templates
+from starft.errors import StarftError
+from starft.methods import Method, Task, create_method
+from starft.models import ClipModel
+from starft.utils.distributed import DistInfo
+
+SELECT_BY = ("top1", "worst_group_acc", "avg_group_acc")
+
+
+def check_config(config: TrainConfig, info: DistInfo) -> None:
+    """Values that are well-typed but out of range, or unsupported in this launch."""
+    if config.optim.accum_steps < 1:
+        raise StarftError(f"optim.accum_steps must be >= 1, got {config.optim.accum_steps}")
+    if config.optim.epochs < 1:
+        raise StarftError(f"optim.epochs must be >= 1, got {config.optim.epochs}")
+    if config.data.batch_size < 1:
+        raise StarftError(f"data.batch_size must be >= 1, got {config.data.batch_size}")
+    if config.select_by not in SELECT_BY:
+        raise StarftError(f"select_by must be one of {SELECT_BY}, got '{config.select_by}'")
+    if config.data.on_bad_image == "skip" and info.world_size > 1:
+        # Skipping changes local batch sizes, which cross-rank feature gathers cannot take.
+        raise StarftError(
+            "data.on_bad_image=skip works in a single process only; under torchrun, remove "
+            "the unreadable files listed by a single-process run first"
+        )
+
+
+def build_datasets(
+    config: TrainConfig, model: ClipModel
+) -> tuple[ClassificationDataset, ClassificationDataset | None]:
+    """Training set (model's train preprocessing unless ``data.augment=false``) and ID val set."""
+    data = config.data
+    train_tf = model.preprocess_train if data.augment else model.preprocess_val
+    train_set = create_dataset(
+        data.dataset, **data.train, transform=train_tf, on_bad_image=data.on_bad_image
+    )
+    val_set = None
+    if data.val is not None:
+        val_set = create_dataset(
+            data.dataset, **data.val, transform=model.preprocess_val, on_bad_image=data.on_bad_image
+        )
+    if config.select_by != "top1" and (val_set is None or val_set.groups is None):
+        raise StarftError(
+            f"select_by={config.select_by} needs a validation set with groups (data.val)"
+        )
+    return train_set, val_set
+
+
+def build_task(config: TrainConfig, dataset: Any) -> Task:
+    """Class names from the dataset; templates from the config if given, else the dataset's."""
+    data = config.data
+    templates = get_templates(data.templates) if data.templates else dataset.templates
+    eval_templates = (
+        get_templates(data.eval_templates) if data.eval_templates else dataset.templates
+    )
+    return Task(list(dataset.classnames), list(templates), list(eval_templates))
+
+
+def build_method(
+    config: TrainConfig, model: ClipModel, train_set: ClassificationDataset, info: DistInfo
+) -> Method:
+    params = {k: v for k, v in config.method.items() if k != "name"}
+    return create_method(
+        config.method["name"],
+        model,
+        build_task(config, train_set),
+        params,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+
+
+def steps_per_epoch(config: TrainConfig, num_samples: int, world_size: int) -> int:
+    """Optimiser steps per epoch: full global batches only (``drop_last``), then accumulation."""
+    data = config.data
+    steps = num_samples // (data.batch_size * world_size) // config.optim.accum_steps
+    if steps == 0:
+        raise StarftError(
+            f"data.batch_size={data.batch_size} x {world_size} process(es) x "
+            f"optim.accum_steps={config.optim.accum_steps} is larger than the training set "
+            f"({num_samples} samples)"
+        )
+    return steps
