@@ -202,3 +202,29 @@ def test_step_randint_slices_the_global_draw():
         for r in range(2)
     ]
     assert parts[0] + parts[1] == whole
+
+
+def test_ft_starts_at_zero_shot_and_its_head_round_trips(tmp_path):
+    from starft.eval import evaluate_model
+    from starft.models import ZeroShotClassifier, build_zeroshot_head
+    from starft.models.heads import load_head
+
+    method = make("ft", {"label_smoothing": 0.1})
+    images = batch()["image"]
+    zeroshot = ZeroShotClassifier(
+        method.model, build_zeroshot_head(method.model, CLASSES, TEMPLATES)
+    )
+    with torch.no_grad():
+        assert torch.allclose(method.classifier()(images), zeroshot(images), atol=1e-4)
+    trained = {n for n, _ in method.trainable_named_parameters()}
+    assert trained and all(n.startswith(("model.model.visual.", "head.")) for n in trained)
+    out = method.export(tmp_path / "ft")
+    head, classnames = load_head(out)
+    assert classnames == CLASSES and torch.equal(head.weight, method.head.weight)
+    from starft.data import SyntheticDataset
+
+    data = SyntheticDataset(4, 8, classnames=CLASSES, transform=method.model.preprocess_val)
+    reloaded = create_model(str(out))
+    with_head, _, _ = evaluate_model(reloaded, data, linear_head=(head, classnames))
+    direct, _, _ = evaluate_model(method.model, data, linear_head=(method.head, CLASSES))
+    assert with_head["top1"] == direct["top1"] and with_head["nll"] == pytest.approx(direct["nll"])

@@ -71,12 +71,13 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
     from starft.data import create_dataset, get_templates
     from starft.eval import (
         build_result,
-        evaluate_zeroshot,
+        evaluate_model,
         result_filename,
         write_predictions_csv,
         write_result,
     )
     from starft.models import create_model
+    from starft.models.heads import load_head
     from starft.train.distributed import resolve_autocast, resolve_device
 
     device = resolve_device(args.device, info)
@@ -88,9 +89,10 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
         dataset_args[".".join(path)] = value
     dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)
     templates = get_templates(args.templates) if args.templates else None
-    metrics, per_group, predictions = evaluate_zeroshot(
+    metrics, per_group, predictions = evaluate_model(
         model,
         dataset,
+        linear_head=load_head(weights) if Path(weights).is_dir() else None,
         templates=templates,
         batch_size=args.batch_size,
         num_workers=args.num_workers,

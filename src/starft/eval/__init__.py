@@ -12,6 +12,7 @@ from starft.eval.metrics import (
     weighted_group_accuracy,
     worst_group_accuracy,
 )
+from starft.eval.model_eval import evaluate_model
 from starft.eval.predict import Predictions, predict
 from starft.eval.results import (
     SCHEMA_VERSION,
@@ -21,7 +22,6 @@ from starft.eval.results import (
     write_predictions_csv,
     write_result,
 )
-from starft.eval.zeroshot import evaluate_zeroshot
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -30,7 +30,7 @@ __all__ = [
     "build_result",
     "compute_metrics",
     "evaluate",
-    "evaluate_zeroshot",
+    "evaluate_model",
     "expected_calibration_error",
     "group_accuracies",
     "load_result",

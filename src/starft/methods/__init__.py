@@ -8,11 +8,13 @@ from typing import Any
 from starft.config import build_dataclass
 from starft.methods.base import Method, MethodConfig, StepInfo, Task
 from starft.methods.flyp import FLYP, FLYPConfig
+from starft.methods.ft import FT, FTConfig
 from starft.methods.starft import StarFT, StarFTConfig
 from starft.models import ClipModel
 from starft.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
+METHODS.add("ft", FT, "cross-entropy fine-tuning of the image tower, zero-shot-initialised head")
 METHODS.add("flyp", FLYP, "contrastive fine-tuning with class-name captions (FLYP)")
 METHODS.add("starft", StarFT, "FLYP + KL alignment on spurious captions to the zero-shot model")
 
@@ -45,8 +47,10 @@ def create_method(
 
 __all__ = [
     "FLYP",
+    "FT",
     "METHODS",
     "FLYPConfig",
+    "FTConfig",
     "Method",
     "MethodConfig",
     "StarFT",

@@ -1,19 +1,22 @@
-"""Evaluate a model on a dataset with a zero-shot head built from the dataset's templates."""
+"""Evaluate a model on a dataset: its trained linear head if it has one for these classes,
+else a zero-shot head built from the dataset's class names and templates."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from starft.eval.evaluate import evaluate
 from starft.eval.predict import Predictions
 from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head
+from starft.models.heads import LinearHeadClassifier
 from starft.utils.distributed import DistInfo
 
 
-def evaluate_zeroshot(
+def evaluate_model(
     model: ClipModel,
     dataset: Dataset,
     *,
@@ -25,14 +28,25 @@ def evaluate_zeroshot(
     dist: DistInfo | None = None,
     progress: bool = False,
     autocast_dtype: torch.dtype | None = None,
+    linear_head: tuple[nn.Linear, list[str]] | None = None,
 ) -> tuple[dict, dict, Predictions]:
-    """Zero-shot head (``dataset.classnames`` x ``dataset.templates`` unless given) + evaluate."""
+    """Evaluate ``model`` on ``dataset``.
+
+    ``linear_head`` (a trained head and its class names, see :func:`starft.models.heads.load_head`)
+    is used when its classes are the dataset's; otherwise the head is zero-shot
+    (``dataset.classnames`` x ``dataset.templates`` unless given).
+    """
     classnames = list(classnames if classnames is not None else dataset.classnames)  # type: ignore[attr-defined]
     templates = list(templates if templates is not None else dataset.templates)  # type: ignore[attr-defined]
     model = model.to(device).eval()
-    head = build_zeroshot_head(model, classnames, templates, device=device)
+    classifier: nn.Module
+    if linear_head is not None and linear_head[1] == classnames:
+        classifier = LinearHeadClassifier(model, linear_head[0].to(device))
+    else:
+        head = build_zeroshot_head(model, classnames, templates, device=device)
+        classifier = ZeroShotClassifier(model, head)
     return evaluate(
-        ZeroShotClassifier(model, head),
+        classifier,
         dataset,
         batch_size=batch_size,
         num_workers=num_workers,

@@ -1,0 +1,85 @@
+"""FT: cross-entropy fine-tuning of the image tower with a zero-shot-initialised linear head.
+
+The head is initialised as WiSE-FT does: weights = s x (template-averaged, normalised class
+embeddings), bias 0, applied to *normalised* image features, so before the first step FT predicts
+exactly what the zero-shot model predicts. The text tower and the logit scale are frozen (FT never
+uses text after initialisation). The head is exported beside the open_clip weights
+(``classification_head.safetensors``) and ``starft eval`` uses it when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from starft.errors import StarftError
+from starft.methods.base import Method, MethodConfig, StepInfo, Task
+from starft.models import ClipModel, build_zeroshot_head, save_model
+from starft.models.heads import LinearHeadClassifier, save_head
+
+
+@dataclass
+class FTConfig(MethodConfig):
+    """``label_smoothing``: CE label smoothing in [0, 1)."""
+
+    label_smoothing: float = 0.0
+
+
+class FT(Method):
+    """Image tower + linear head trained with cross-entropy (the standard fine-tuning baseline)."""
+
+    Config = FTConfig
+
+    def __init__(
+        self,
+        model: ClipModel,
+        task: Task,
+        config: FTConfig,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(model, task, config, rank, world_size)
+        if not 0.0 <= config.label_smoothing < 1.0:
+            raise StarftError(
+                f"method.label_smoothing must be in [0, 1), got {config.label_smoothing}"
+            )
+        weights = build_zeroshot_head(model, task.classnames, task.eval_templates)
+        self.head = nn.Linear(weights.shape[1], weights.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(model.scale().detach() * weights)
+            self.head.bias.zero_()
+        # Only the image tower and the head are trained.
+        model.requires_grad_(False)
+        model.model.visual.requires_grad_(True)
+
+    def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
+        features = self.model(images=batch["image"], normalize=True)["image_features"]
+        logits = self.head(features.float())
+        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.config.label_smoothing)
+        return {"loss": loss, "cross_entropy": loss}
+
+    def training_state(self) -> dict[str, Any]:
+        return {**super().training_state(), "head": dict(self.head.state_dict())}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        super().load_training_state(state)
+        self.head.load_state_dict(state["head"])
+
+    def classifier(
+        self, classnames: Sequence[str] | None = None, templates: Sequence[str] | None = None
+    ) -> nn.Module:
+        """The trained head; other label spaces get a zero-shot head from the frozen text tower."""
+        if classnames is not None and list(classnames) != self.task.classnames:
+            return super().classifier(classnames, templates)
+        return LinearHeadClassifier(self.model, self.head)
+
+    def export(self, out_dir: str | Path) -> Path:
+        out = save_model(self.model, out_dir)
+        save_head(self.head, self.task.classnames, out)
+        return out
