@@ -379,6 +379,14 @@ def registry_kwargs(image_dir: Path) -> dict[str, dict[str, Any]]:
         "csv": {"path": csv, "classnames": ["dog", "cat"]},
         "imagefolder": {"root": image_dir / "folder"},
         "synthetic": {"num_classes": 3, "num_samples": 6, "image_size": 8, "num_groups": 2},
+        "sandbox_pretrain": {"n": 4, "image_size": 16},
+        "sandbox_zeroshot": {"attribute": "colour", "n": 4, "image_size": 16},
+        "sandbox_train": {"n": 6, "image_size": 16},
+        "sandbox_val": {"n": 3, "image_size": 16},
+        "sandbox_id_test": {"n": 3, "image_size": 16},
+        "sandbox_groups": {"per_group": 1, "image_size": 16},
+        "sandbox_style": {"style": "blurry", "n": 4, "image_size": 16},
+        "sandbox_transfer": {"attribute": "scene", "n": 4, "image_size": 16},
     }
 
 

@@ -88,7 +88,8 @@ def test_template_errors_for_names_and_files(tmp_path: Path) -> None:
 
 
 def test_released_pool_sizes() -> None:
-    assert list_pools() == ["background", "texture", "resolution", "all"]
+    assert list_pools()[:4] == ["background", "texture", "resolution", "all"]
+    assert list_pools()[4:] == ["sandbox_scene", "sandbox_texture", "sandbox_quality"]
     sizes = {name: len(load_pool(name)) for name in ("background", "texture", "resolution")}
     assert sizes == {"background": 58, "texture": 54, "resolution": 20}
     everything = load_pool("all")

@@ -37,6 +37,9 @@ class ModelConfig:
 class DataConfig:
     """Training data (``train``), ID validation data (``val``; None = no per-epoch evaluation).
 
+    The validation set is built from ``val_dataset`` when set (e.g. a separately registered split),
+    else from the same registered ``dataset`` as the training data.
+
     ``train`` / ``val`` are keyword arguments of the registered dataset ``dataset`` (e.g. for
     ``csv``: ``{path: train.csv, root: images/}``). ``templates`` overrides the dataset's templates
     (a registered template-set name, a list, or a file); ``eval_templates`` those of zero-shot
@@ -46,6 +49,7 @@ class DataConfig:
     dataset: str = "synthetic"
     train: dict[str, Any] = field(default_factory=dict)
     val: dict[str, Any] | None = None
+    val_dataset: str | None = None
     templates: str | list[str] | None = None
     eval_templates: str | list[str] | None = None
     batch_size: int = 32

@@ -21,6 +21,7 @@ from starft.data.datasets import (
 )
 from starft.data.pools import (
     POOL_NAMES,
+    SANDBOX_POOL_NAMES,
     list_pools,
     load_pool,
     random_suffix_pool,
@@ -57,6 +58,7 @@ __all__ = [
     "DATASETS",
     "ON_BAD_IMAGE",
     "POOL_NAMES",
+    "SANDBOX_POOL_NAMES",
     "CaptionSampler",
     "ClassificationDataset",
     "CsvDataset",
@@ -73,3 +75,10 @@ __all__ = [
     "random_suffix_pool",
     "spurious_caption",
 ]
+
+# The sandbox tasks (sandbox_*) register last: starft.sandbox.tasks imports only the world at
+# module level (its dataset class, which needs starft.data.base, is imported when a task is built),
+# so this import cannot cycle back into a half-initialised starft.data.
+from starft.sandbox.tasks import register_tasks as _register_sandbox_tasks  # noqa: E402
+
+_register_sandbox_tasks(DATASETS)

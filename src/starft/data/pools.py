@@ -20,11 +20,17 @@ from starft.errors import StarftError
 _RESOURCE = "starft_spurious_pools.json"
 _RELEASED = ("background", "texture", "resolution")
 POOL_NAMES = (*_RELEASED, "all")
+# Pools written for the procedural sandbox world (starft.sandbox), kept in its own data file.
+_SANDBOX_RESOURCE = "sandbox/pools.json"
+SANDBOX_POOL_NAMES = ("sandbox_scene", "sandbox_texture", "sandbox_quality")
 
 
 def list_pools() -> list[str]:
-    """Names accepted by :func:`load_pool` (a custom JSON path is accepted too)."""
-    return list(POOL_NAMES)
+    """Names accepted by :func:`load_pool`: the released pools, then the sandbox world's.
+
+    (A path to a custom JSON pool is accepted too.)
+    """
+    return [*POOL_NAMES, *SANDBOX_POOL_NAMES]
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -60,7 +66,8 @@ def _load_pool_file(path: Path) -> list[str]:
 
 
 def load_pool(name_or_path: str | Path) -> list[str]:
-    """Descriptors of a released pool (:data:`POOL_NAMES`) or of a custom JSON file.
+    """Descriptors of a released pool (:data:`POOL_NAMES`), a sandbox pool
+    (:data:`SANDBOX_POOL_NAMES`) or a custom JSON file.
 
     ``"all"`` is background, texture and resolution concatenated in that order without duplicates.
     Returns a fresh list the caller may modify.
@@ -70,11 +77,15 @@ def load_pool(name_or_path: str | Path) -> list[str]:
         names = _RELEASED if name_or_path == "all" else (name_or_path,)
         entries = [entry for name in names for entry in data[name]]
         return _dedupe(check_format_strings(entries, f"pool '{name_or_path}'"))
+    if isinstance(name_or_path, str) and name_or_path in SANDBOX_POOL_NAMES:
+        entries = read_json_resource(_SANDBOX_RESOURCE)[name_or_path]
+        return _dedupe(check_format_strings(entries, f"pool '{name_or_path}'"))
     path = Path(name_or_path)
     if not path.is_file():
+        known = ", ".join((*POOL_NAMES, *SANDBOX_POOL_NAMES))
         raise StarftError(
             f"unknown descriptor pool '{name_or_path}' "
-            f"(known: {', '.join(POOL_NAMES)}; or give a path to a JSON file)"
+            f"(known: {known}; or give a path to a JSON file)"
         )
     return _load_pool_file(path)
 

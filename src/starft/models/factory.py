@@ -57,6 +57,12 @@ MODELS.add(
     "tiny random ModifiedResNet (32 px, width 16, layers 1-1-1-1): tests of the CNN path",
 )
 
+MODELS.add(
+    "starft-sandbox-rn",
+    ModelSpec("starft-sandbox-rn"),
+    "the sandbox CLIP architecture, randomly initialised (64 px ModifiedResNet, width 32)",
+)
+
 _registered_configs = False
 
 

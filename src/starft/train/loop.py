@@ -284,7 +284,7 @@ class Trainer:
 
     def _write_result(self, metrics: dict, per_group: dict, predictions: Any, epoch: int) -> None:
         name = self.config.method["name"]
-        dataset = f"{self.config.data.dataset}-val"
+        dataset = self.config.data.val_dataset or f"{self.config.data.dataset}-val"
         result = build_result(
             model=self.config.model.name,
             method=name,

@@ -48,7 +48,10 @@ def build_datasets(
     val_set = None
     if data.val is not None:
         val_set = create_dataset(
-            data.dataset, **data.val, transform=model.preprocess_val, on_bad_image=data.on_bad_image
+            data.val_dataset or data.dataset,
+            **data.val,
+            transform=model.preprocess_val,
+            on_bad_image=data.on_bad_image,
         )
     if config.select_by != "top1" and (val_set is None or val_set.groups is None):
         raise StarftError(

@@ -1,0 +1,390 @@
+"""The sandbox tasks, registered as datasets: pretraining, biased fine-tuning and shifted tests.
+
+They mirror the StarFT paper's axes on a world where every nuisance is known:
+
+- ``sandbox_pretrain``: the uniform world with captions, to pretrain a tiny CLIP.
+- ``sandbox_zeroshot``: balanced held-out sets for the zero-shot accuracy of one attribute.
+- ``sandbox_train`` / ``sandbox_val`` / ``sandbox_id_test``: classify the shape of photos whose
+  scene is the shape's *home scene* with probability ``correlation`` (Waterbirds-like).
+- ``sandbox_groups``: every shape x scene group equally often, the worst-group test.
+- ``sandbox_style``: the shape task drawn in another style (the ImageNet-R/-Sketch analogue).
+- ``sandbox_transfer``: other label spaces (colour, scene) of photos, to see what fine-tuning on
+  shapes did to the rest of the model's knowledge.
+
+Every split has its own seed (``resources/sandbox/tasks.json``), so no image is shared between
+splits. Attribute tables are drawn from a stream that never collides with the per-image render
+streams. This module imports the dataset class lazily: ``starft.data`` imports it to register the
+tasks, and the dataset class imports ``starft.data.base``, so a module-level import would be a
+cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from starft.errors import StarftError
+from starft.sandbox.resources import read_sandbox_json
+from starft.sandbox.world import (
+    ATTRIBUTES,
+    AttributeTable,
+    balanced_ids,
+    sample_attributes,
+    vocabulary,
+)
+
+if TYPE_CHECKING:
+    from starft.data.base import Transform
+    from starft.data.templates import TemplateSpec
+    from starft.registry import Registry
+    from starft.sandbox.datasets import SandboxDataset
+
+_DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")
+_TABLE_STREAM = 0x7AB1E  # attribute tables use default_rng((seed, _TABLE_STREAM, 1)): 3 words,
+# so they can never coincide with a render stream default_rng((seed, index)).
+IMAGE_SIZE: int = _DEFAULTS["image_size"]
+GROUP_BY = ("shape", "scene")
+
+
+def _rng(seed: int) -> np.random.Generator:
+    if not isinstance(seed, int) or seed < 0:
+        raise StarftError(f"sandbox task seed must be an integer >= 0, got {seed!r}")
+    return np.random.default_rng((seed, _TABLE_STREAM, 1))
+
+
+def _check_n(n: int, what: str = "n") -> None:
+    if not isinstance(n, int) or n < 1:
+        raise StarftError(f"sandbox task: {what} must be an integer >= 1, got {n!r}")
+
+
+def _seed_for(task: str, key: str, seed: int | None, choices: tuple[str, ...]) -> int:
+    """The given seed, or the task's default seed for ``key`` (one per attribute or style)."""
+    if key not in choices:
+        raise StarftError(f"{task}: '{key}' is not one of {', '.join(choices)}")
+    return _DEFAULTS[task.removeprefix("sandbox_")]["seed"][key] if seed is None else seed
+
+
+def home_scenes() -> np.ndarray:
+    """Home-scene id of each shape id (the scene it is correlated with in the biased task)."""
+    mapping = _DEFAULTS["home_scene"]
+    scenes = vocabulary("scene")
+    missing = [shape for shape in vocabulary("shape") if shape not in mapping]
+    if missing:
+        raise StarftError(f"sandbox tasks.json: no home scene for shape '{missing[0]}'")
+    return np.array([scenes.index(mapping[shape]) for shape in vocabulary("shape")], np.int64)
+
+
+def minority_groups() -> list[int]:
+    """Ids of the shape x scene groups (``group_by=("shape", "scene")``) off the home scene."""
+    homes = home_scenes()
+    num_scenes = len(vocabulary("scene"))
+    return [
+        shape * num_scenes + scene
+        for shape in range(len(homes))
+        for scene in range(num_scenes)
+        if scene != homes[shape]
+    ]
+
+
+def correlated_table(n: int, correlation: float, rng: np.random.Generator) -> AttributeTable:
+    """Photos whose scene is the shape's home scene with probability ``correlation``.
+
+    Otherwise the scene is uniform over the *other* scenes, so ``correlation = 1 / #scenes``
+    gives the unbiased world and 1 gives a perfectly confounded one. Shape and colour are uniform.
+    """
+    if not 0.0 <= correlation <= 1.0:
+        raise StarftError(f"sandbox task: correlation must lie in [0, 1], got {correlation!r}")
+    num_scenes = len(vocabulary("scene"))
+    shapes = rng.integers(len(vocabulary("shape")), size=n)
+    home = home_scenes()[shapes]
+    away = (home + 1 + rng.integers(num_scenes - 1, size=n)) % num_scenes
+    scenes = np.where(rng.random(n) < correlation, home, away)
+    return sample_attributes(n, rng, shape=shapes, scene=scenes, style=_style_id("photo"))
+
+
+def _style_id(style: str) -> int:
+    return vocabulary("style").index(style)
+
+
+def _dataset(table: AttributeTable, **kwargs: Any) -> SandboxDataset:
+    from starft.sandbox.datasets import SandboxDataset
+
+    return SandboxDataset(table, **kwargs)
+
+
+# ----------------------------------------------------------------------------- the tasks
+
+
+def sandbox_pretrain(
+    *,
+    n: int = _DEFAULTS["pretrain"]["n"],
+    seed: int = _DEFAULTS["pretrain"]["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """The uniform world (all attributes independent) with a fresh caption per sample."""
+    _check_n(n)
+    return _dataset(
+        sample_attributes(n, _rng(seed)),
+        label_attribute="shape",
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        with_captions=True,
+        on_bad_image=on_bad_image,
+        name="sandbox_pretrain",
+    )
+
+
+def sandbox_zeroshot(
+    *,
+    attribute: str = "shape",
+    n: int = _DEFAULTS["zeroshot"]["n"],
+    seed: int | None = None,
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """A held-out set balanced over ``attribute``, the other attributes uniform.
+
+    For ``attribute="colour"`` sketches are left out: a sketch has no colour to classify.
+    """
+    seed = _seed_for("sandbox_zeroshot", attribute, seed, ATTRIBUTES)
+    _check_n(n)
+    rng = _rng(seed)
+    fixed: dict[str, Any] = {attribute: balanced_ids(n, len(vocabulary(attribute)), rng)}
+    if attribute == "colour":
+        fixed["style"] = [i for i, s in enumerate(vocabulary("style")) if s != "sketch"]
+    return _dataset(
+        sample_attributes(n, rng, **fixed),
+        label_attribute=attribute,
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        on_bad_image=on_bad_image,
+        name=f"sandbox_zeroshot[{attribute}]",
+    )
+
+
+def _biased(
+    task: str,
+    n: int,
+    correlation: float,
+    seed: int,
+    image_size: int,
+    transform: Transform | None,
+    templates: TemplateSpec | None,
+    on_bad_image: str,
+) -> SandboxDataset:
+    _check_n(n)
+    return _dataset(
+        correlated_table(n, correlation, _rng(seed)),
+        label_attribute="shape",
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        group_by=GROUP_BY,
+        on_bad_image=on_bad_image,
+        name=task,
+        minority_groups=minority_groups(),
+    )
+
+
+def sandbox_train(
+    *,
+    n: int = _DEFAULTS["train"]["n"],
+    correlation: float = _DEFAULTS["train"]["correlation"],
+    seed: int = _DEFAULTS["train"]["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """Shape classification of photos, scene = the shape's home scene with ``correlation``."""
+    return _biased(
+        "sandbox_train", n, correlation, seed, image_size, transform, templates, on_bad_image
+    )
+
+
+def sandbox_val(
+    *,
+    n: int = _DEFAULTS["val"]["n"],
+    correlation: float = _DEFAULTS["train"]["correlation"],
+    seed: int = _DEFAULTS["val"]["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """Validation split of :func:`sandbox_train` (same distribution, its own seed)."""
+    return _biased(
+        "sandbox_val", n, correlation, seed, image_size, transform, templates, on_bad_image
+    )
+
+
+def sandbox_id_test(
+    *,
+    n: int = _DEFAULTS["id_test"]["n"],
+    correlation: float = _DEFAULTS["train"]["correlation"],
+    seed: int = _DEFAULTS["id_test"]["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """In-distribution test split of :func:`sandbox_train` (same distribution, its own seed)."""
+    return _biased(
+        "sandbox_id_test", n, correlation, seed, image_size, transform, templates, on_bad_image
+    )
+
+
+def sandbox_groups(
+    *,
+    per_group: int = _DEFAULTS["groups"]["per_group"],
+    seed: int = _DEFAULTS["groups"]["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """Exactly ``per_group`` photos of every shape x scene group, in random order.
+
+    The worst-group test: with the training correlation, most of these groups are rare or absent
+    in fine-tuning (``minority_groups``). Use >= 100 per group: with 25, worst-group accuracy was
+    0 for every fine-tuned method in the prototype (too coarse to compare methods).
+    """
+    _check_n(per_group, "per_group")
+    rng = _rng(seed)
+    num_shapes, num_scenes = len(vocabulary("shape")), len(vocabulary("scene"))
+    cells = np.repeat(np.arange(num_shapes * num_scenes), per_group)
+    cells = cells[rng.permutation(len(cells))]
+    table = sample_attributes(
+        len(cells),
+        rng,
+        shape=cells // num_scenes,
+        scene=cells % num_scenes,
+        style=_style_id("photo"),
+    )
+    return _dataset(
+        table,
+        label_attribute="shape",
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        group_by=GROUP_BY,
+        on_bad_image=on_bad_image,
+        name="sandbox_groups",
+        minority_groups=minority_groups(),
+    )
+
+
+def sandbox_style(
+    *,
+    style: str = "sketch",
+    n: int = _DEFAULTS["style"]["n"],
+    seed: int | None = None,
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """Shape classification in another style (domain shift), shapes balanced, scenes uniform."""
+    styles = tuple(s for s in vocabulary("style") if s != "photo")
+    seed = _seed_for("sandbox_style", style, seed, styles)
+    _check_n(n)
+    rng = _rng(seed)
+    table = sample_attributes(
+        n,
+        rng,
+        shape=balanced_ids(n, len(vocabulary("shape")), rng),
+        style=_style_id(style),
+    )
+    return _dataset(
+        table,
+        label_attribute="shape",
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        group_by=GROUP_BY,
+        on_bad_image=on_bad_image,
+        name=f"sandbox_style[{style}]",
+        minority_groups=minority_groups(),
+    )
+
+
+def sandbox_transfer(
+    *,
+    attribute: str = "colour",
+    n: int = _DEFAULTS["transfer"]["n"],
+    seed: int | None = None,
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+) -> SandboxDataset:
+    """Photos labelled by another attribute (colour or scene), balanced, for zero-shot transfer."""
+    seed = _seed_for("sandbox_transfer", attribute, seed, ("colour", "scene"))
+    _check_n(n)
+    rng = _rng(seed)
+    table = sample_attributes(
+        n,
+        rng,
+        **{attribute: balanced_ids(n, len(vocabulary(attribute)), rng)},
+        style=_style_id("photo"),
+    )
+    return _dataset(
+        table,
+        label_attribute=attribute,
+        seed=seed,
+        image_size=image_size,
+        transform=transform,
+        templates=templates,
+        on_bad_image=on_bad_image,
+        name=f"sandbox_transfer[{attribute}]",
+    )
+
+
+TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
+    "sandbox_pretrain": (
+        sandbox_pretrain,
+        "sandbox world: uniform attributes with fresh captions, for pretraining (n=50k)",
+    ),
+    "sandbox_zeroshot": (
+        sandbox_zeroshot,
+        "sandbox world: balanced held-out set for one attribute's zero-shot accuracy",
+    ),
+    "sandbox_train": (
+        sandbox_train,
+        "sandbox world: shape of photos, scene = the shape's home scene 95% (n=6k)",
+    ),
+    "sandbox_val": (sandbox_val, "sandbox world: validation split of sandbox_train (n=1k)"),
+    "sandbox_id_test": (sandbox_id_test, "sandbox world: ID test split of sandbox_train (n=1k)"),
+    "sandbox_groups": (
+        sandbox_groups,
+        "sandbox world: balanced shape x scene groups of photos, the worst-group test",
+    ),
+    "sandbox_style": (
+        sandbox_style,
+        "sandbox world: shape in another style (sketch/cartoon/painting/blurry), domain shift",
+    ),
+    "sandbox_transfer": (
+        sandbox_transfer,
+        "sandbox world: colour or scene of photos, zero-shot transfer to other label spaces",
+    ),
+}
+
+
+def register_tasks(registry: Registry[Any]) -> None:
+    """Add every sandbox task to a dataset registry (``starft.data.DATASETS``)."""
+    for name, (factory, description) in TASKS.items():
+        registry.add(name, factory, description)
