@@ -1,0 +1,201 @@
+"""The demo's experiment definition: a YAML recipe read into a checked :class:`DemoRecipe`.
+
+The packaged recipe (``resources/recipes/sandbox_demo.yaml``) is data, not code, so the defaults
+can be re-tuned without touching the runner. Its ``quick`` section is deep-merged over the rest
+for ``--quick``, its ``validation`` section for ``--validation`` (every evaluation set re-drawn
+from validation seeds, the numbers to tune defaults on); ``key.path=value`` overrides (the same
+syntax as ``starft train``) come last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starft.config import TrainConfig, apply_overrides, build_dataclass, load_yaml
+from starft.errors import StarftError
+
+RECIPE = "recipes/sandbox_demo.yaml"
+ZEROSHOT = "zeroshot"
+# The five numbers of the --json summary (means over seeds), one per axis and two for groups.
+SUMMARY_KEYS = (
+    "id_acc",
+    "worst_group_acc",
+    "avg_group_acc",
+    "ood_avg_acc",
+    "zeroshot_transfer_acc",
+)
+# What each evaluation axis measures; every axis needs at least one set so that the summary's
+# five numbers always exist.
+AXES = ("id", "group", "domain", "transfer")
+_TOP_KEYS = {
+    "model",
+    "seeds",
+    "methods",
+    "eval_batch_size",
+    "train",
+    "method_configs",
+    "evaluation",
+    "quick",
+    "validation",
+}
+_EVAL_KEYS = {"axis", "dataset", "args"}
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One evaluation set: a registered dataset built with ``args`` and the axis it measures."""
+
+    name: str
+    axis: str
+    dataset: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DemoRecipe:
+    """Everything ``run_demo`` needs besides where to write: model, seeds, methods, sets."""
+
+    model: str
+    seeds: list[int]
+    methods: list[str]
+    eval_batch_size: int
+    train: dict[str, Any]
+    method_configs: dict[str, dict[str, Any]]
+    evaluation: list[EvalSet]
+    split: str = "test"
+
+    def sets(self, axis: str) -> list[EvalSet]:
+        return [s for s in self.evaluation if s.axis == axis]
+
+    def train_config(
+        self, method: str, *, seed: int, model: str, out_dir: str | Path
+    ) -> TrainConfig:
+        """The :class:`TrainConfig` of one fine-tuning run: shared ``train`` + the method's part.
+
+        A registered method the recipe does not mention runs with the shared settings and its own
+        defaults, so ``--methods`` accepts every registered method.
+        """
+        data = deep_merge(self.train, self.method_configs.get(method, {"method": {}}))
+        data = deep_merge(
+            data,
+            {
+                "method": {"name": method},
+                "model": {"name": model},
+                "seed": seed,
+                "out_dir": str(out_dir),
+                # The demo draws one progress bar over all runs; TensorBoard files for nine short
+                # runs would only clutter the run folder (metrics.jsonl is still written).
+                "log": {"progress": False, "tensorboard": False, "wandb": False},
+            },
+        )
+        return build_dataclass(TrainConfig, data)
+
+
+def recipe_path() -> Path:
+    return Path(str(resources.files("starft") / "resources" / RECIPE))
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_recipe(
+    path: str | Path | None = None,
+    *,
+    quick: bool = False,
+    validation: bool = False,
+    overrides: list[str] | None = None,
+) -> DemoRecipe:
+    """Read and check a demo recipe (default: the packaged one).
+
+    ``quick`` merges the recipe's ``quick`` section, ``validation`` its ``validation`` section
+    (evaluation sets drawn from validation seeds: what defaults may be tuned on).
+    """
+    where = str(path) if path is not None else RECIPE
+    data = load_yaml(path if path is not None else recipe_path())
+    sections = {}
+    for key in ("quick", "validation"):
+        sections[key] = data.pop(key, None) or {}
+        if not isinstance(sections[key], dict):
+            raise StarftError(f"demo recipe {where}: '{key}' must be a mapping")
+    if quick:
+        data = deep_merge(data, sections["quick"])
+    if validation:
+        if not sections["validation"]:
+            raise StarftError(f"demo recipe {where} has no 'validation' section")
+        data = deep_merge(data, sections["validation"])
+    data = apply_overrides(data, list(overrides or []))
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_TOP_KEYS))
+        raise StarftError(f"demo recipe {where}: unknown key '{unknown[0]}' (known: {known})")
+    for key in ("seeds", "methods", "train", "evaluation"):
+        if key not in data:
+            raise StarftError(f"demo recipe {where}: '{key}' is required")
+    seeds = data["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise StarftError(f"demo recipe {where}: 'seeds' must be a non-empty list of integers")
+    methods = data["methods"]
+    if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+        raise StarftError(f"demo recipe {where}: 'methods' must be a list of method names")
+    method_configs = data.get("method_configs") or {}
+    if not isinstance(method_configs, dict) or not all(
+        isinstance(v, dict) for v in method_configs.values()
+    ):
+        raise StarftError(f"demo recipe {where}: 'method_configs' must map methods to mappings")
+    if not isinstance(data["train"], dict):
+        raise StarftError(f"demo recipe {where}: 'train' must be a mapping of TrainConfig fields")
+    return DemoRecipe(
+        model=str(data.get("model") or "sandbox-clip"),
+        seeds=list(seeds),
+        methods=list(methods),
+        eval_batch_size=int(data.get("eval_batch_size", 500)),
+        train=data["train"],
+        method_configs=method_configs,
+        evaluation=_eval_sets(data["evaluation"], where),
+        split="validation" if validation else "test",
+    )
+
+
+def _eval_sets(data: Any, where: str) -> list[EvalSet]:
+    if not isinstance(data, dict) or not data:
+        raise StarftError(f"demo recipe {where}: 'evaluation' must map set names to sets")
+    sets = []
+    for name, entry in data.items():
+        prefix = f"demo recipe {where}: evaluation.{name}"
+        if not isinstance(entry, dict):
+            raise StarftError(f"{prefix} must be a mapping with axis, dataset, args")
+        unknown = sorted(set(entry) - _EVAL_KEYS)
+        if unknown:
+            raise StarftError(f"{prefix}: unknown key '{unknown[0]}' (known: axis, dataset, args)")
+        if entry.get("axis") not in AXES:
+            raise StarftError(f"{prefix}.axis must be one of {', '.join(AXES)}")
+        if not isinstance(entry.get("dataset"), str):
+            raise StarftError(f"{prefix}.dataset must name a registered dataset")
+        args = entry.get("args") or {}
+        if not isinstance(args, dict):
+            raise StarftError(f"{prefix}.args must be a mapping of dataset arguments")
+        sets.append(EvalSet(str(name), entry["axis"], entry["dataset"], dict(args)))
+    present = {s.axis for s in sets}
+    missing = [axis for axis in AXES if axis not in present]
+    if missing:
+        raise StarftError(f"demo recipe {where}: no evaluation set for axis '{missing[0]}'")
+    groups = [s.name for s in sets if s.axis == "group"]
+    if len(groups) > 1:
+        raise StarftError(
+            f"demo recipe {where}: one group-shift set expected, got {', '.join(groups)}"
+        )
+    ids = [s.name for s in sets if s.axis == "id"]
+    if len(ids) > 1:
+        raise StarftError(f"demo recipe {where}: one ID test set expected, got {', '.join(ids)}")
+    return sets
