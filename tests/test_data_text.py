@@ -89,7 +89,12 @@ def test_template_errors_for_names_and_files(tmp_path: Path) -> None:
 
 def test_released_pool_sizes() -> None:
     assert list_pools()[:4] == ["background", "texture", "resolution", "all"]
-    assert list_pools()[4:] == ["sandbox_scene", "sandbox_texture", "sandbox_quality"]
+    assert list_pools()[4:] == [
+        "sandbox_scene",
+        "sandbox_texture",
+        "sandbox_quality",
+        "sandbox_all",
+    ]
     sizes = {name: len(load_pool(name)) for name in ("background", "texture", "resolution")}
     assert sizes == {"background": 58, "texture": 54, "resolution": 20}
     everything = load_pool("all")

@@ -290,7 +290,8 @@ def test_caption_is_a_function_of_the_generator() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "minimum"), [("sandbox_scene", 24), ("sandbox_texture", 12), ("sandbox_quality", 10)]
+    ("name", "minimum"),
+    [("sandbox_scene", 24), ("sandbox_texture", 12), ("sandbox_quality", 10), ("sandbox_all", 46)],
 )
 def test_sandbox_pools_load(name: str, minimum: int) -> None:
     assert name in list_pools() and name in SANDBOX_POOL_NAMES
@@ -302,6 +303,11 @@ def test_sandbox_pools_load(name: str, minimum: int) -> None:
         assert "a photo of the star" in text and "{" not in text
         # A descriptor must not name an object colour or shape of the world.
         assert not _words(descriptor) & (set(vocabulary("colour")) | set(vocabulary("shape")))
+
+
+def test_sandbox_all_pool_is_the_three_pools_together() -> None:
+    parts = [load_pool(name) for name in ("sandbox_scene", "sandbox_texture", "sandbox_quality")]
+    assert load_pool("sandbox_all") == [d for part in parts for d in part]
 
 
 def test_scene_pool_names_every_scene() -> None:

@@ -22,7 +22,9 @@ _RELEASED = ("background", "texture", "resolution")
 POOL_NAMES = (*_RELEASED, "all")
 # Pools written for the procedural sandbox world (starft.sandbox), kept in its own data file.
 _SANDBOX_RESOURCE = "sandbox/pools.json"
-SANDBOX_POOL_NAMES = ("sandbox_scene", "sandbox_texture", "sandbox_quality")
+_SANDBOX_POOLS = ("sandbox_scene", "sandbox_texture", "sandbox_quality")
+# ``sandbox_all`` is the three sandbox pools together, as ``all`` is for the released ones.
+SANDBOX_POOL_NAMES = (*_SANDBOX_POOLS, "sandbox_all")
 
 
 def list_pools() -> list[str]:
@@ -69,7 +71,8 @@ def load_pool(name_or_path: str | Path) -> list[str]:
     """Descriptors of a released pool (:data:`POOL_NAMES`), a sandbox pool
     (:data:`SANDBOX_POOL_NAMES`) or a custom JSON file.
 
-    ``"all"`` is background, texture and resolution concatenated in that order without duplicates.
+    ``"all"`` is background, texture and resolution concatenated in that order without duplicates;
+    ``"sandbox_all"`` likewise the three sandbox pools.
     Returns a fresh list the caller may modify.
     """
     if isinstance(name_or_path, str) and name_or_path in POOL_NAMES:
@@ -78,7 +81,9 @@ def load_pool(name_or_path: str | Path) -> list[str]:
         entries = [entry for name in names for entry in data[name]]
         return _dedupe(check_format_strings(entries, f"pool '{name_or_path}'"))
     if isinstance(name_or_path, str) and name_or_path in SANDBOX_POOL_NAMES:
-        entries = read_json_resource(_SANDBOX_RESOURCE)[name_or_path]
+        data = read_json_resource(_SANDBOX_RESOURCE)
+        names = _SANDBOX_POOLS if name_or_path == "sandbox_all" else (name_or_path,)
+        entries = [entry for name in names for entry in data[name]]
         return _dedupe(check_format_strings(entries, f"pool '{name_or_path}'"))
     path = Path(name_or_path)
     if not path.is_file():

@@ -31,6 +31,7 @@ SUMMARY_KEYS = (
 # five numbers always exist.
 AXES = ("id", "group", "domain", "transfer")
 _TOP_KEYS = {
+    "extends",
     "model",
     "seeds",
     "methods",
@@ -70,19 +71,43 @@ class DemoRecipe:
     def sets(self, axis: str) -> list[EvalSet]:
         return [s for s in self.evaluation if s.axis == axis]
 
+    def method_of(self, run: str) -> str:
+        """The registered method behind run name ``run`` (itself unless a variant renames it)."""
+        method = self.method_configs.get(run, {}).get("method") or {}
+        return str(method.get("name", run)) if isinstance(method, dict) else run
+
+    def run_config(self, run: str) -> dict[str, Any]:
+        """The TrainConfig part of run ``run``: a variant's entry merged over its method's.
+
+        So ``star_texture: {method: {name: starft, pool: sandbox_texture}}`` is the recipe's
+        ``starft`` run (its λ, decay, ...) with another pool.
+        """
+        own = self.method_configs.get(run, {})
+        method = self.method_of(run)
+        if method == run:
+            return own
+        return deep_merge(self.method_configs.get(method, {}), own)
+
+    def method_params(self, run: str) -> dict[str, Any]:
+        """The method options run ``run`` sets (``name`` excluded), for ablation tables."""
+        method = self.run_config(run).get("method") or {}
+        return {k: v for k, v in method.items() if k != "name"} if isinstance(method, dict) else {}
+
     def train_config(
         self, method: str, *, seed: int, model: str, out_dir: str | Path
     ) -> TrainConfig:
         """The :class:`TrainConfig` of one fine-tuning run: shared ``train`` + the method's part.
 
-        A registered method the recipe does not mention runs with the shared settings and its own
-        defaults, so ``--methods`` accepts every registered method.
+        ``method`` is a run name: a registered method, or a variant the recipe defines in
+        ``method_configs`` with ``method.name`` naming the registered method (ablations run one
+        method under several names). A registered method the recipe does not mention runs with
+        the shared settings and its own defaults, so ``--methods`` accepts every registered method.
         """
-        data = deep_merge(self.train, self.method_configs.get(method, {"method": {}}))
+        data = deep_merge(self.train, self.run_config(method))
         data = deep_merge(
             data,
             {
-                "method": {"name": method},
+                "method": {"name": self.method_of(method)},
                 "model": {"name": model},
                 "seed": seed,
                 "out_dir": str(out_dir),
@@ -122,7 +147,7 @@ def load_recipe(
     (evaluation sets drawn from validation seeds: what defaults may be tuned on).
     """
     where = str(path) if path is not None else RECIPE
-    data = load_yaml(path if path is not None else recipe_path())
+    data = _load_with_base(resolve_recipe(path), where)
     sections = {}
     for key in ("quick", "validation"):
         sections[key] = data.pop(key, None) or {}
@@ -164,6 +189,61 @@ def load_recipe(
         method_configs=method_configs,
         evaluation=_eval_sets(data["evaluation"], where),
         split="validation" if validation else "test",
+    )
+
+
+def _load_with_base(path: Path, where: str, depth: int = 0) -> dict[str, Any]:
+    """A recipe file merged over the recipe its ``extends`` names (recursively).
+
+    ``extends`` is a packaged recipe's name (``sandbox_demo``) or a path relative to the
+    extending file; mappings merge key by key, lists and values replace (see :func:`deep_merge`).
+    """
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise StarftError(f"demo recipe {where} must be a mapping")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if depth >= 8:
+        raise StarftError(f"demo recipe {where}: 'extends' nests too deep (a cycle?)")
+    if not isinstance(base, str) or not base:
+        raise StarftError(f"demo recipe {where}: 'extends' must name a recipe")
+    packaged = recipe_path().parent / f"{base}.yaml"
+    base_path = packaged if base in list_recipes() else path.parent / base
+    if not base_path.is_file():
+        raise StarftError(
+            f"demo recipe {where}: 'extends: {base}' is neither a packaged recipe "
+            f"({', '.join(list_recipes())}) nor a file next to it"
+        )
+    return deep_merge(_load_with_base(base_path, str(base_path), depth + 1), data)
+
+
+def list_recipes() -> list[str]:
+    """Names of the packaged demo recipes (``extends`` and ``--recipe`` accept them).
+
+    The recipes folder also holds training configs (the pretraining recipe); a demo recipe is
+    one that defines evaluation sets or extends another recipe.
+    """
+    names = []
+    for file in sorted(recipe_path().parent.glob("*.yaml")):
+        data = load_yaml(file)
+        if "evaluation" in data or "extends" in data:
+            names.append(file.stem)
+    return names
+
+
+def resolve_recipe(path: str | Path | None) -> Path:
+    """A recipe file: ``path`` itself, or the packaged demo recipe of that name."""
+    if path is None:
+        return recipe_path()
+    if Path(path).is_file():
+        return Path(path)
+    packaged = recipe_path().parent / f"{path}.yaml"
+    if str(path) in list_recipes() and packaged.is_file():
+        return packaged
+    raise StarftError(
+        f"demo recipe '{path}' is neither a file nor a packaged recipe "
+        f"({', '.join(list_recipes())})"
     )
 
 

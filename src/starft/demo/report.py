@@ -123,12 +123,12 @@ def markdown_table(result: DemoResult) -> str:
     rule = "|---|" + "---:|" * len(columns)
     lines = [head, rule]
     for method, metrics in stats.items():
-        cells = [_pm(*metrics[c]) if c in metrics else "n/a" for c in columns]
+        cells = [format_pm(*metrics[c]) if c in metrics else "n/a" for c in columns]
         lines.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _pm(mean: float, std: float) -> str:
+def format_pm(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "n/a"
     return f"{mean:.3f} ± {std:.3f}"
@@ -142,7 +142,7 @@ def text_table(result: DemoResult) -> str:
     header = f"{'method':<{width}}  " + "  ".join(f"{METRIC_LABELS[k]:>15}" for k in keys)
     lines = [header]
     for method, metrics in stats.items():
-        cells = "  ".join(f"{_pm(*metrics[k]):>15}" for k in keys)
+        cells = "  ".join(f"{format_pm(*metrics[k]):>15}" for k in keys)
         lines.append(f"{method_label(method):<{width}}  {cells}")
     return "\n".join(lines)
 
@@ -232,7 +232,7 @@ def findings(result: DemoResult) -> list[str]:
         else:
             lines.append(
                 f"Highest worst-group accuracy among fine-tuned models: {method_label(best)} "
-                f"({_pm(*stats[best]['worst_group_acc'])})."
+                f"({format_pm(*stats[best]['worst_group_acc'])})."
             )
     if len(result.seeds) < 3 and fine_tuned:
         lines.append(

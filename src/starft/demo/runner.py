@@ -106,18 +106,27 @@ def resolve_demo_model(name: str | None) -> str:
     return DEFAULT_MODEL
 
 
-def check_methods(methods: list[str]) -> list[str]:
-    """Registered fine-tuning methods plus ``zeroshot``, without duplicates, in the given order."""
+def check_methods(methods: list[str], recipe: DemoRecipe | None = None) -> list[str]:
+    """Run names without duplicates, in the given order.
+
+    A run name is ``zeroshot``, a registered method, or a variant that ``recipe`` defines in
+    ``method_configs`` (``method.name`` naming the registered method it runs).
+    """
     if not methods:
-        raise StarftError("no methods to run (choose from: zeroshot, " + _known() + ")")
+        raise StarftError("no methods to run (choose from: " + _known(recipe) + ")")
     for name in methods:
-        if name != ZEROSHOT and name not in METHODS:
-            raise StarftError(f"unknown demo method '{name}' (known: {ZEROSHOT}, {_known()})")
+        if name == ZEROSHOT:
+            continue
+        method = recipe.method_of(name) if recipe is not None else name
+        if method not in METHODS:
+            what = f"'{name}'" if method == name else f"'{name}' (method '{method}')"
+            raise StarftError(f"unknown demo method {what} (known: {_known(recipe)})")
     return list(dict.fromkeys(methods))
 
 
-def _known() -> str:
-    return ", ".join(METHODS.names())
+def _known(recipe: DemoRecipe | None = None) -> str:
+    variants = [] if recipe is None else [m for m in recipe.method_configs if m not in METHODS]
+    return ", ".join([ZEROSHOT, *METHODS.names(), *variants])
 
 
 def run_demo(
@@ -141,7 +150,7 @@ def run_demo(
     tic = time.perf_counter()
     if recipe is None:
         recipe = load_recipe(quick=quick, validation=validation)
-    methods = check_methods(list(methods) if methods is not None else recipe.methods)
+    methods = check_methods(list(methods) if methods is not None else recipe.methods, recipe)
     seeds = list(dict.fromkeys(seeds if seeds is not None else recipe.seeds))
     if not seeds:
         raise StarftError("no seeds to run")
@@ -188,7 +197,7 @@ def run_demo(
                 run_dir = out / "runs" / ZEROSHOT
                 records.append(evaluator.run(pretrained, method, None, run_dir, status=status))
             else:
-                records.append(_fine_tune(configs[method, seed], evaluator, status))
+                records.append(_fine_tune(configs[method, seed], method, evaluator, status))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -223,19 +232,22 @@ def _train_config(recipe: DemoRecipe, method: str, seed: int, model: str, out: P
     run_dir = out / "runs" / f"{method}-seed{seed}"
     try:
         config = recipe.train_config(method, seed=seed, model=model, out_dir=run_dir)
-        method_config(method, {k: v for k, v in config.method.items() if k != "name"})
+        method_config(
+            config.method["name"], {k: v for k, v in config.method.items() if k != "name"}
+        )
     except StarftError as err:
         raise StarftError(f"demo recipe, {method} run: {err}") from None
     return config
 
 
 def _fine_tune(
-    config: TrainConfig, evaluator: _Evaluator, status: Callable[[str], None]
+    config: TrainConfig, run: str, evaluator: _Evaluator, status: Callable[[str], None]
 ) -> RunRecord:
+    """Train run ``run`` (a method or a recipe variant of one) and evaluate its best weights."""
     from starft.train import fit
 
     run_dir = Path(config.out_dir)
-    method, seed = config.method["name"], config.seed
+    seed = config.seed
     # A rerun into the same --out starts this run afresh: fit() appends to metrics.jsonl and
     # would mix the two runs' curves, and a stale best/ must never be evaluated.
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -254,7 +266,7 @@ def _fine_tune(
     trained = create_model(str(weights))
     record = evaluator.run(
         trained,
-        method,
+        run,
         seed,
         run_dir,
         weights=weights,
