@@ -49,15 +49,26 @@ LOSS_CASES: dict[str, dict[str, Any]] = {
     },
     # Every pair masked: every row has no negatives, the loss is 0 and must not be NaN.
     "star_mask_single_class": {"kind": "star", "mask": True, "labels": [3] * 8},
+    # CaRot: soft targets from the teacher's logits over the global batch, in both directions.
+    "self_distillation": {"kind": "distill"},
 }
 CLIP_LEAVES = ("image", "text")
 STAR_LEAVES = ("image", "spurious_text")
+DISTILL_LEAVES = ("image", "text")
+TEACHER_SCALE = 8.0  # the EMA teacher's own multiplier s_T (a float: it gets no gradient)
 
 
 def loss_inputs(seed: int = 0) -> dict[str, torch.Tensor]:
     """Fixed normalised features of the global batch (identical in every process)."""
     generator = torch.Generator().manual_seed(seed)
-    names = ("image", "text", "spurious_text", "teacher_image", "teacher_spurious_text")
+    names = (
+        "image",
+        "text",
+        "spurious_text",
+        "teacher_image",
+        "teacher_spurious_text",
+        "teacher_text",
+    )
     return {
         name: F.normalize(torch.randn(GLOBAL_BATCH, FEATURE_DIM, generator=generator), dim=-1)
         for name in names
@@ -80,6 +91,11 @@ METHOD_CASES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
         THREE_TEMPLATES,
         {"lambda_star": 1.0, "decay": "none", "template_mode": "random", "mask_same_class": False},
     ),
+    "carft": ("carft", THREE_TEMPLATES, {}),
+    # Random templates, orthogonality, the cross-projection term and the EMA teacher's soft-CE.
+    "carot": ("carot", THREE_TEMPLATES, {"lambda_cross": 0.05}),
+    # Random texts drawn from the step's generator: identical on every rank.
+    "lipsum": ("lipsum", ONE_TEMPLATE, {"num_texts": 16}),
 }
 
 
@@ -210,7 +226,7 @@ def _shutdown() -> None:
 def loss_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """Every ``LOSS_CASES`` case: this rank's local loss and the gradients of its local leaves."""
     _init_process_group(rank, world_size, port)
-    from starft.losses import ClipLoss, StarLoss
+    from starft.losses import ClipLoss, SelfDistillationLoss, StarLoss
 
     full = loss_inputs()
     size = GLOBAL_BATCH // world_size
@@ -222,6 +238,17 @@ def loss_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
             scale = torch.tensor(CLIP_SCALE, requires_grad=True)
             loss = ClipLoss(rank, world_size)(leaves["image"], leaves["text"], scale)
             loss = loss["contrastive"]
+        elif case["kind"] == "distill":
+            leaves = {k: full[k][rows].clone().requires_grad_(True) for k in DISTILL_LEAVES}
+            scale = torch.tensor(CLIP_SCALE, requires_grad=True)
+            loss = SelfDistillationLoss(rank, world_size)(
+                leaves["image"],
+                leaves["text"],
+                full["teacher_image"][rows],
+                full["teacher_text"][rows],
+                scale,
+                TEACHER_SCALE,
+            )["self_distillation"]
         else:
             leaves = {k: full[k][rows].clone().requires_grad_(True) for k in STAR_LEAVES}
             scale = None

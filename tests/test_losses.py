@@ -8,7 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from starft.losses import ClipLoss, StarLoss, clip_contrastive_loss, star_regularization
+from starft.losses import (
+    ClipLoss,
+    SelfDistillationLoss,
+    StarLoss,
+    clip_contrastive_loss,
+    context_kl,
+    cross_projection_penalty,
+    lipsum_energy_loss,
+    orthogonality_penalty,
+    self_distillation_loss,
+    soft_cross_entropy,
+    star_regularization,
+)
 
 
 def softmax(xs):
@@ -134,3 +146,97 @@ def test_modules_return_named_terms_equal_to_functional():
         clip_contrastive_loss(feats[0], feats[1], 5.0).item()
     )
     assert star["star"].item() == pytest.approx(star_regularization(*feats, labels, 5.0).item())
+
+
+# -- CAR-FT, CaRot, Lipsum-FT -------------------------------------------------------------------
+def test_context_kl_hand_computed_case():
+    # Row 0: student p = softmax([1, 0]) = [e, 1]/(e+1), teacher q = softmax([0, 1]) = [1, e]/(e+1).
+    # KL(q ‖ p) = q0 (log q0 - log p0) + q1 (log q1 - log p1) = (1/(e+1))(-1) + (e/(e+1))(+1)
+    #           = (e - 1)/(e + 1). Row 1: student = teacher, KL 0. batchmean over 2 rows.
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    x0 = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    contexts = torch.eye(2)
+    expected = (math.e - 1) / (math.e + 1) / 2
+    assert context_kl(x, x0, contexts, 1.0).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_context_kl_uses_the_scale_and_targets_the_teacher():
+    # With s = 2 the logits double: p = softmax([2, 0]), q = softmax([0, 2]); KL = tanh(1)·2.
+    x, x0 = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    expected = 2 * (math.e**2 - 1) / (math.e**2 + 1)
+    assert context_kl(x, x0, torch.eye(2), 2.0).item() == pytest.approx(expected, abs=1e-6)
+    # Asymmetric case: the teacher must be the target distribution of the KL.
+    x, x0 = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.0]])
+    p = softmax([1.0, 0.0, 0.0])
+    kl_teacher_target = sum((1 / 3) * (math.log(1 / 3) - math.log(pj)) for pj in p)
+    assert context_kl(x, x0, torch.eye(3), 1.0).item() == pytest.approx(kl_teacher_target)
+
+
+def test_orthogonality_penalty_hand_computed_cases():
+    # W = diag(1, 2): WᵀW - I = diag(0, 3), Frobenius norm 3 (not squared).
+    assert orthogonality_penalty(torch.diag(torch.tensor([1.0, 2.0]))).item() == pytest.approx(3.0)
+    # W = [[1, 1], [0, 0], [0, 0]]: WᵀW = [[1, 1], [1, 1]], minus I = [[0, 1], [1, 0]] -> √2.
+    w = torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    assert orthogonality_penalty(w).item() == pytest.approx(math.sqrt(2))
+    # Orthonormal columns: exactly 0, with a finite (zero) gradient at the minimum.
+    w = torch.eye(3)[:, :2].clone().requires_grad_()
+    loss = orthogonality_penalty(w)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_cross_projection_penalty_hand_computed_case():
+    # W_v W_tᵀ = [[1, 0], [0, 0]] @ [[2, 0], [0, 3]]ᵀ = [[2, 0], [0, 0]] -> 2.
+    w_v = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    w_t = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    assert cross_projection_penalty(w_v, w_t).item() == pytest.approx(2.0)
+
+
+def test_soft_cross_entropy_hand_computed_case():
+    # Targets softmax([0, ln 3]) = [1/4, 3/4]; student log_softmax([0, 0]) = [-ln 2, -ln 2].
+    # -(1/4)(-ln 2) - (3/4)(-ln 2) = ln 2. Second row: target = student = [1, 0] logits.
+    logits = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    target = torch.tensor([[0.0, math.log(3)], [1.0, 0.0]])
+    entropy = math.log(1 + math.e) - math.e / (1 + math.e)  # H(softmax([1, 0]))
+    expected = 0.5 * (math.log(2) + entropy)
+    assert soft_cross_entropy(logits, target).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_self_distillation_hand_computed_case():
+    # X = Y = I (2 samples), student scale 1: both directions' logits are I, softmax rows
+    # [e, 1]/(e+1). Teacher scale 0: uniform targets [1/2, 1/2]. Per row the soft CE is
+    # -(1/2)[log p0 + log p1] = -(1/2)[1 - 2 ln(1+e)] = ln(1+e) - 1/2; every row alike, and the
+    # two directions are summed (as released): 2 ln(1+e) - 1.
+    eye = torch.eye(2)
+    loss = self_distillation_loss(eye, eye, eye, eye, 1.0, 0.0)
+    assert loss.item() == pytest.approx(2 * math.log(1 + math.e) - 1, abs=1e-6)
+
+
+def test_self_distillation_directions_and_module():
+    g = torch.Generator().manual_seed(5)
+    x, y, xt, yt = (F.normalize(torch.randn(5, 4, generator=g), dim=-1) for _ in range(4))
+    i2t = soft_cross_entropy(3.0 * x @ y.t(), 7.0 * xt @ yt.t())
+    t2i = soft_cross_entropy(3.0 * y @ x.t(), 7.0 * yt @ xt.t())
+    got = self_distillation_loss(x, y, xt, yt, 3.0, 7.0)
+    assert got.item() == pytest.approx((i2t + t2i).item(), abs=1e-6)
+    terms = SelfDistillationLoss()(x, y, xt, yt, torch.tensor(3.0), 7.0)
+    assert set(terms) == {"self_distillation"}
+    assert terms["self_distillation"].item() == pytest.approx(got.item(), abs=1e-6)
+
+
+def test_lipsum_energy_hand_computed_case():
+    # Row 0: s (x - x0) Tᵀ = 2·[1, -1] @ I = [2, -2]; squared sum 8, / 2K = 4 -> 2.
+    # Row 1: x = x0 -> 0. Mean over the batch: 1.
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    x0 = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    assert lipsum_energy_loss(x, x0, torch.eye(2), 2.0).item() == pytest.approx(1.0)
+
+
+def test_lipsum_energy_matches_the_released_formula():
+    g = torch.Generator().manual_seed(6)
+    x, x0 = (F.normalize(torch.randn(4, 8, generator=g), dim=-1) for _ in range(2))
+    texts = F.normalize(torch.randn(80, 8, generator=g), dim=-1)
+    s = 100.0
+    source, target = s * x @ texts.t(), s * x0 @ texts.t()
+    released = ((source - target) ** 2).sum(dim=-1).div(2 * 80).mean()
+    assert lipsum_energy_loss(x, x0, texts, s).item() == pytest.approx(released.item(), rel=1e-5)

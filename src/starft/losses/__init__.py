@@ -1,7 +1,29 @@
 """Losses: pure functions in :mod:`starft.losses.functional`, modules returning dicts of terms."""
 
 from starft.losses.contrastive import ClipLoss
-from starft.losses.functional import clip_contrastive_loss, star_regularization
+from starft.losses.distillation import SelfDistillationLoss
+from starft.losses.functional import (
+    clip_contrastive_loss,
+    context_kl,
+    cross_projection_penalty,
+    lipsum_energy_loss,
+    orthogonality_penalty,
+    self_distillation_loss,
+    soft_cross_entropy,
+    star_regularization,
+)
 from starft.losses.star import StarLoss
 
-__all__ = ["ClipLoss", "StarLoss", "clip_contrastive_loss", "star_regularization"]
+__all__ = [
+    "ClipLoss",
+    "SelfDistillationLoss",
+    "StarLoss",
+    "clip_contrastive_loss",
+    "context_kl",
+    "cross_projection_penalty",
+    "lipsum_energy_loss",
+    "orthogonality_penalty",
+    "self_distillation_loss",
+    "soft_cross_entropy",
+    "star_regularization",
+]

@@ -111,3 +111,113 @@ def star_regularization_local(
     ).sum(dim=-1)
     kl_rows = torch.where(has_negative, kl_rows, torch.zeros_like(kl_rows))
     return kl_rows.sum() / max(z.shape[0], 1)
+
+
+# -- CAR-FT, CaRot, Lipsum-FT (DESIGN §3) -------------------------------------------------------
+def context_kl(
+    image_features: Tensor,
+    teacher_image_features: Tensor,
+    context_weights: Tensor,
+    logit_scale: Tensor | float,
+) -> Tensor:
+    """CAR-FT's context regulariser ``(1/N) Σ_i KL(p_ctx,0(x_i) ‖ p_ctx(x_i))``.
+
+    ``p_ctx(x) = softmax(s·f(x) W_ctxᵀ)`` over the K context embeddings ``context_weights``
+    (``[K, D]``); the frozen zero-shot model's distribution is the target. float32 throughout.
+    """
+    w = context_weights.float()
+    log_p = F.log_softmax(logit_scale * image_features.float() @ w.t(), dim=-1)
+    log_q = F.log_softmax(logit_scale * teacher_image_features.float() @ w.t(), dim=-1)
+    return F.kl_div(log_p, log_q, reduction="batchmean", log_target=True)
+
+
+def orthogonality_penalty(weight: Tensor) -> Tensor:
+    """CaRot's ``‖WᵀW − I‖_F`` (Frobenius norm, not squared) for ``W`` of shape ``[in, out]``.
+
+    Zero when the ``out`` columns are orthonormal. Computed in float32.
+    """
+    w = weight.float()
+    gram = w.t() @ w
+    eye = torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype)
+    return torch.linalg.matrix_norm(gram - eye, ord="fro")
+
+
+def cross_projection_penalty(visual_weight: Tensor, text_weight: Tensor) -> Tensor:
+    """``‖W_v W_tᵀ‖_F`` for projections ``[in_v, D]`` and ``[in_t, D]`` (CaRot release's
+    ``--cross_fnorm`` term; off by default)."""
+    return torch.linalg.matrix_norm(visual_weight.float() @ text_weight.float().t(), ord="fro")
+
+
+def soft_cross_entropy(logits: Tensor, target_logits: Tensor) -> Tensor:
+    """``(1/N) Σ_i −Σ_j softmax(target)_ij · log_softmax(logits)_ij`` (targets get no gradient)."""
+    target = F.softmax(target_logits.detach().float(), dim=-1)
+    return -(target * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+
+
+def self_distillation_loss(
+    image_features: Tensor,
+    text_features: Tensor,
+    teacher_image_features: Tensor,
+    teacher_text_features: Tensor,
+    logit_scale: Tensor | float,
+    teacher_logit_scale: Tensor | float,
+) -> Tensor:
+    """CaRot's self-distillation: soft-CE of the student's image->text and text->image logits
+    against the (EMA) teacher's, **summed** over the two directions as released.
+
+    Student logits use the student's scale ``s``, the teacher's its own ``s_T``.
+    """
+    return self_distillation_loss_local(
+        image_features,
+        text_features,
+        image_features,
+        text_features,
+        teacher_image_features,
+        teacher_text_features,
+        teacher_image_features,
+        teacher_text_features,
+        logit_scale,
+        teacher_logit_scale,
+    )
+
+
+def self_distillation_loss_local(
+    image_features: Tensor,
+    text_features: Tensor,
+    all_image_features: Tensor,
+    all_text_features: Tensor,
+    teacher_image_features: Tensor,
+    teacher_text_features: Tensor,
+    all_teacher_image_features: Tensor,
+    all_teacher_text_features: Tensor,
+    logit_scale: Tensor | float,
+    teacher_logit_scale: Tensor | float,
+) -> Tensor:
+    """Self-distillation of the local rows against the global batch's columns."""
+    student_i2t = logit_scale * image_features.float() @ all_text_features.float().t()
+    student_t2i = logit_scale * text_features.float() @ all_image_features.float().t()
+    teacher_i2t = (
+        teacher_logit_scale * teacher_image_features.float() @ all_teacher_text_features.float().t()
+    )
+    teacher_t2i = (
+        teacher_logit_scale * teacher_text_features.float() @ all_teacher_image_features.float().t()
+    )
+    return soft_cross_entropy(student_i2t, teacher_i2t) + soft_cross_entropy(
+        student_t2i, teacher_t2i
+    )
+
+
+def lipsum_energy_loss(
+    image_features: Tensor,
+    teacher_image_features: Tensor,
+    text_features: Tensor,
+    logit_scale: Tensor | float,
+) -> Tensor:
+    """Lipsum-FT's energy gap ``(1/N) Σ_i (1/2K) ‖s·x_i Tᵀ − s·x0_i Tᵀ‖²``.
+
+    ``text_features`` (``[K, D]``) are the frozen text tower's embeddings of K random texts,
+    ``x``/``x0`` the fine-tuned/zero-shot image features, ``s`` the zero-shot scale. float32.
+    """
+    texts = text_features.float()
+    gap = logit_scale * (image_features.float() - teacher_image_features.float()) @ texts.t()
+    return gap.square().sum(dim=-1).mean() / (2 * texts.shape[0])

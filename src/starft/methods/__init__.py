@@ -7,8 +7,11 @@ from typing import Any
 
 from starft.config import build_dataclass
 from starft.methods.base import Method, MethodConfig, StepInfo, Task
+from starft.methods.carft import CarFT, CarFTConfig
+from starft.methods.carot import CaRot, CaRotConfig
 from starft.methods.flyp import FLYP, FLYPConfig
 from starft.methods.ft import FT, FTConfig
+from starft.methods.lipsum import Lipsum, LipsumConfig
 from starft.methods.starft import StarFT, StarFTConfig
 from starft.models import ClipModel
 from starft.registry import Registry
@@ -17,6 +20,9 @@ METHODS: Registry[type[Method]] = Registry("method")
 METHODS.add("ft", FT, "cross-entropy fine-tuning of the image tower, zero-shot-initialised head")
 METHODS.add("flyp", FLYP, "contrastive fine-tuning with class-name captions (FLYP)")
 METHODS.add("starft", StarFT, "FLYP + KL alignment on spurious captions to the zero-shot model")
+METHODS.add("carft", CarFT, "FT + KL to the zero-shot model's distribution over contexts (CAR-FT)")
+METHODS.add("carot", CaRot, "FLYP + orthogonal visual projection + EMA self-distillation (CaRot)")
+METHODS.add("lipsum", Lipsum, "FT + zero-shot energies on random texts kept (Lipsum-FT)")
 
 
 def method_config(name: str, params: dict[str, Any] | None = None) -> MethodConfig:
@@ -49,8 +55,14 @@ __all__ = [
     "FLYP",
     "FT",
     "METHODS",
+    "CaRot",
+    "CaRotConfig",
+    "CarFT",
+    "CarFTConfig",
     "FLYPConfig",
     "FTConfig",
+    "Lipsum",
+    "LipsumConfig",
     "Method",
     "MethodConfig",
     "StarFT",

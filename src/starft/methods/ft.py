@@ -60,9 +60,13 @@ class FT(Method):
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         features = self.model(images=batch["image"], normalize=True)["image_features"]
-        logits = self.head(features.float())
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=self.config.label_smoothing)
+        loss = self.cross_entropy(features, batch["label"])
         return {"loss": loss, "cross_entropy": loss}
+
+    def cross_entropy(self, features: Tensor, labels: Tensor) -> Tensor:
+        """CE of the head on normalised image features (shared by FT's regularised variants)."""
+        logits = self.head(features.float())
+        return F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
 
     def training_state(self) -> dict[str, Any]:
         return {**super().training_state(), "head": dict(self.head.state_dict())}

@@ -45,6 +45,12 @@ class FrozenTeacher(nn.Module):
             features = self.model.encode_image(images, normalize=True)
         return features.clone()
 
+    def token_features(self, tokens: Tensor) -> Tensor:
+        """Normalised float32 teacher embeddings of ready-made token rows (never cached)."""
+        with torch.inference_mode():
+            features = self.model.encode_text(tokens, normalize=True).float()
+        return features.clone()
+
     def text_features(self, captions: Sequence[str]) -> Tensor:
         """Normalised float32 teacher embeddings of ``captions`` (cached per string if enabled)."""
         device = next(self.model.parameters()).device

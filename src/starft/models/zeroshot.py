@@ -4,6 +4,9 @@ The head of class c is the mean of the L2-normalised embeddings of all its templ
 renormalised (CLIP's recipe). All C x T captions go through the text tower in large batches rather
 than one class at a time: for ImageNet (1000 x 80) that is 80 forward passes of 1000 captions
 instead of 1000 passes of 80.
+
+The same class x template table, averaged over *classes* instead of templates, gives one embedding
+per template: the "context" prompts CAR-FT regularises (:func:`build_context_head`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,26 @@ from starft.models.clip_model import ClipModel
 
 
 @torch.no_grad()
+def caption_embeddings(
+    model: ClipModel,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """Normalised float32 embeddings of every ``template.format(class)``: ``[C, T, embed_dim]``."""
+    if not classnames or not templates:
+        raise ValueError("a zero-shot head needs at least one class name and one template")
+    device = device if device is not None else next(model.parameters()).device
+    captions = [template.format(name) for name in classnames for template in templates]
+    chunks = []
+    for start in range(0, len(captions), batch_size):
+        tokens = model.tokenize(captions[start : start + batch_size]).to(device)
+        chunks.append(model.encode_text(tokens, normalize=True).float())
+    return torch.cat(chunks).view(len(classnames), len(templates), -1)
+
+
 def build_zeroshot_head(
     model: ClipModel,
     classnames: Sequence[str],
@@ -27,16 +50,26 @@ def build_zeroshot_head(
     device: str | torch.device | None = None,
 ) -> Tensor:
     """Return the ``[num_classes, embed_dim]`` matrix of normalised class embeddings."""
-    if not classnames or not templates:
-        raise ValueError("a zero-shot head needs at least one class name and one template")
-    device = device if device is not None else next(model.parameters()).device
-    captions = [template.format(name) for name in classnames for template in templates]
-    chunks = []
-    for start in range(0, len(captions), batch_size):
-        tokens = model.tokenize(captions[start : start + batch_size]).to(device)
-        chunks.append(model.encode_text(tokens, normalize=True).float())
-    embeddings = torch.cat(chunks).view(len(classnames), len(templates), -1)
+    embeddings = caption_embeddings(
+        model, classnames, templates, batch_size=batch_size, device=device
+    )
     return F.normalize(embeddings.mean(dim=1), dim=-1)
+
+
+def build_context_head(
+    model: ClipModel,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """``[num_templates, embed_dim]``: per template, the normalised mean over classes of its
+    normalised caption embeddings (CAR-FT's context prompts ``W_ctx``)."""
+    embeddings = caption_embeddings(
+        model, classnames, templates, batch_size=batch_size, device=device
+    )
+    return F.normalize(embeddings.mean(dim=0), dim=-1)
 
 
 class ZeroShotClassifier(nn.Module):
