@@ -6,9 +6,10 @@ from dataclasses import fields
 from typing import Any
 
 from starft.config import build_dataclass
-from starft.methods.base import Method, MethodConfig, StepInfo, Task
+from starft.methods.base import Method, MethodConfig, PrepareContext, StepInfo, Task
 from starft.methods.flyp import FLYP, FLYPConfig
 from starft.methods.ft import FT, FTConfig
+from starft.methods.lp import LP, LPFT, LPConfig
 from starft.methods.starft import StarFT, StarFTConfig
 from starft.models import ClipModel
 from starft.registry import Registry
@@ -16,6 +17,8 @@ from starft.registry import Registry
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.add("ft", FT, "cross-entropy fine-tuning of the image tower, zero-shot-initialised head")
 METHODS.add("flyp", FLYP, "contrastive fine-tuning with class-name captions (FLYP)")
+METHODS.add("lp", LP, "linear probe: L-BFGS logistic regression on frozen features, l2 by val")
+METHODS.add("lpft", LPFT, "LP-FT: the linear probe of lp, then ft from that head")
 METHODS.add("starft", StarFT, "FLYP + KL alignment on spurious captions to the zero-shot model")
 
 
@@ -48,11 +51,15 @@ def create_method(
 __all__ = [
     "FLYP",
     "FT",
+    "LP",
+    "LPFT",
     "METHODS",
     "FLYPConfig",
     "FTConfig",
+    "LPConfig",
     "Method",
     "MethodConfig",
+    "PrepareContext",
     "StarFT",
     "StarFTConfig",
     "StepInfo",
