@@ -6,12 +6,13 @@ from dataclasses import fields
 from typing import Any
 
 from starft.config import build_dataclass
-from starft.methods.base import Method, MethodConfig, StepInfo, Task
+from starft.methods.base import Method, MethodConfig, PrepareContext, StepInfo, Task
 from starft.methods.carft import CarFT, CarFTConfig
 from starft.methods.carot import CaRot, CaRotConfig
 from starft.methods.flyp import FLYP, FLYPConfig
 from starft.methods.ft import FT, FTConfig
 from starft.methods.lipsum import Lipsum, LipsumConfig
+from starft.methods.lp import LP, LPFT, LPConfig
 from starft.methods.starft import StarFT, StarFTConfig
 from starft.models import ClipModel
 from starft.registry import Registry
@@ -19,6 +20,8 @@ from starft.registry import Registry
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.add("ft", FT, "cross-entropy fine-tuning of the image tower, zero-shot-initialised head")
 METHODS.add("flyp", FLYP, "contrastive fine-tuning with class-name captions (FLYP)")
+METHODS.add("lp", LP, "linear probe: L-BFGS logistic regression on frozen features, l2 by val")
+METHODS.add("lpft", LPFT, "LP-FT: the linear probe of lp, then ft from that head")
 METHODS.add("starft", StarFT, "FLYP + KL alignment on spurious captions to the zero-shot model")
 METHODS.add("carft", CarFT, "FT + KL to the zero-shot model's distribution over contexts (CAR-FT)")
 METHODS.add("carot", CaRot, "FLYP + orthogonal visual projection + EMA self-distillation (CaRot)")
@@ -54,6 +57,8 @@ def create_method(
 __all__ = [
     "FLYP",
     "FT",
+    "LP",
+    "LPFT",
     "METHODS",
     "CaRot",
     "CaRotConfig",
@@ -61,10 +66,12 @@ __all__ = [
     "CarFTConfig",
     "FLYPConfig",
     "FTConfig",
+    "LPConfig",
     "Lipsum",
     "LipsumConfig",
     "Method",
     "MethodConfig",
+    "PrepareContext",
     "StarFT",
     "StarFTConfig",
     "StepInfo",

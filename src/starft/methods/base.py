@@ -5,6 +5,11 @@ A method owns the model being trained, any frozen teacher and its loss modules. 
 ``out["loss"]``; every other entry of the returned dict is logged. After training (and for every
 per-epoch evaluation) ``method.classifier()`` gives an images -> logits module and
 ``method.export(dir)`` writes the trained weights in a form open_clip loads.
+
+Two hooks serve methods that fit something before (or instead of) gradient steps, such as the
+linear probe of LP and LP-FT: :meth:`Method.prepare` runs once before the first step of a fresh
+(not resumed) run with a :class:`PrepareContext`, and ``trains_by_gradient = False`` tells the loop
+to skip the optimisation epochs while still validating, exporting and writing results.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head, save_model
+from starft.utils.distributed import DistInfo
 
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -68,6 +75,26 @@ class StepInfo:
 
 
 @dataclass
+class PrepareContext:
+    """What :meth:`Method.prepare` may use: the run's data, device and process layout.
+
+    ``train_set`` is the training data under the *evaluation* transform (no augmentation), for
+    feature extraction; ``val_set`` is the run's ID validation set (``data.val``) or None. Every
+    rank calls ``prepare`` (pass ``dist`` to :func:`starft.eval.predict` to shard and gather);
+    after it the loop copies rank 0's parameters and buffers to every other rank.
+    """
+
+    train_set: Dataset
+    val_set: Dataset | None
+    device: torch.device
+    batch_size: int
+    num_workers: int = 0
+    dist: DistInfo = field(default_factory=DistInfo)
+    seed: int = 0
+    autocast_dtype: torch.dtype | None = None
+
+
+@dataclass
 class MethodConfig:
     """Base of every method's hyper-parameter dataclass."""
 
@@ -76,6 +103,8 @@ class Method(nn.Module, abc.ABC):
     """Base class of all methods; subclasses set ``Config`` and implement ``forward``."""
 
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: False for methods fitted entirely in :meth:`prepare` (LP): the loop runs no optimiser step.
+    trains_by_gradient: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -95,6 +124,15 @@ class Method(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         """Loss terms of one (micro-)batch; ``"loss"`` is the total to back-propagate."""
+
+    def prepare(self, context: PrepareContext) -> dict[str, Any]:
+        """Fit what must exist before the first step (default: nothing).
+
+        Called once per run, before the first step, on every rank; not called when a run resumes
+        from a checkpoint (the checkpoint already holds its outcome). Returns a JSON-serialisable
+        report, which the loop logs and writes to ``prepare.json`` in the run folder.
+        """
+        return {}
 
     # -- what the loop optimises and checkpoints ------------------------------------------------
     def trainable_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:

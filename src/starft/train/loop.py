@@ -3,6 +3,7 @@
 A run folder holds::
 
     config.yaml              the resolved config
+    prepare.json             what ``Method.prepare`` fitted before training (LP's probe), if any
     metrics.jsonl            training and validation metrics (TensorBoard in tensorboard/)
     checkpoints/latest.pt    resumable state (atomic; ``--resume`` continues from it)
     best/  final/            open_clip ``local-dir`` folders (best by ID validation, last epoch)
@@ -11,6 +12,11 @@ A run folder holds::
 Batch size is per process: the global batch is ``batch_size x world_size x accum_steps``.
 Gradient accumulation sums gradients of micro-batches; contrastive negatives come from each
 micro-batch (and from all ranks), not from the whole accumulated batch.
+
+A fresh run calls ``method.prepare`` once before the first step (a resumed one does not: its
+checkpoint holds the outcome). Methods with ``trains_by_gradient = False`` (LP) skip the
+optimisation epochs; validation, best/final export, results and the checkpoint happen as after one
+epoch, so resuming a finished run changes nothing.
 """
 
 from __future__ import annotations
@@ -31,16 +37,27 @@ from starft.config import TrainConfig, to_dict
 from starft.data import collate_samples
 from starft.errors import StarftError
 from starft.eval import build_result, evaluate, result_filename, write_predictions_csv, write_result
-from starft.methods import Method, StepInfo
+from starft.methods import Method, PrepareContext, StepInfo
 from starft.models import create_model
 from starft.train.checkpoint import load_checkpoint, save_checkpoint
-from starft.train.distributed import init_distributed, resolve_autocast, resolve_device
+from starft.train.distributed import (
+    broadcast_module,
+    init_distributed,
+    resolve_autocast,
+    resolve_device,
+)
 from starft.train.logger import RunLogger
 from starft.train.optim import build_optimizer, lr_at, set_lr
 from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
-from starft.train.setup import build_datasets, build_method, check_config, steps_per_epoch
+from starft.train.setup import (
+    build_datasets,
+    build_method,
+    check_config,
+    eval_view,
+    steps_per_epoch,
+)
 from starft.utils.distributed import DistInfo
-from starft.utils.io import atomic_write_text
+from starft.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +106,17 @@ class Trainer:
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
         self.ddp: nn.Module = self.method
-        if info.world_size > 1:
+        gradient = self.method.trains_by_gradient
+        if info.world_size > 1 and gradient:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.method,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
         self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
-        self.steps_per_epoch = steps_per_epoch(config, len(self.train_set), info.world_size)
+        self.steps_per_epoch = (
+            steps_per_epoch(config, len(self.train_set), info.world_size) if gradient else 0
+        )
         self.total_steps = self.steps_per_epoch * config.optim.epochs
         self.logger = RunLogger(self.out_dir, config.log, to_dict(config), enabled=info.is_main)
         self.step = 0
@@ -104,26 +124,32 @@ class Trainer:
         self.batch_in_epoch = 0
         self.best_metric: float | None = None
         self.history: list[dict[str, Any]] = []
+        self.prepare_report: dict[str, Any] | None = None
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self, resume: str | Path | None) -> FitResult:
-        if resume is not None:
-            self._resume(resume)
+        resumed = resume is not None and self._resume(resume)
         if self.info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(
                 self.out_dir / "config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False)
             )
-        progress = self._progress_bar()
+        if not resumed:
+            self._prepare()
         self.method.train()
-        for epoch in range(self.epoch, self.config.optim.epochs):
-            self.epoch = epoch
-            self._train_epoch(progress)
-            self.batch_in_epoch = 0
-            self.epoch = epoch + 1
-            self._end_of_epoch(epoch)
-        if progress is not None:
-            progress.close()
+        if self.method.trains_by_gradient:
+            progress = self._progress_bar()
+            for epoch in range(self.epoch, self.config.optim.epochs):
+                self.epoch = epoch
+                self._train_epoch(progress)
+                self.batch_in_epoch = 0
+                self.epoch = epoch + 1
+                self._end_of_epoch(epoch)
+            if progress is not None:
+                progress.close()
+        elif self.epoch == 0:  # fitted in prepare: validate, export and checkpoint once
+            self.epoch = 1
+            self._end_of_epoch(0)
         final_dir = self.out_dir / "final"
         if self.info.is_main:
             self.method.export(final_dir)
@@ -132,6 +158,27 @@ class Trainer:
         return FitResult(
             self.out_dir, final_dir, best_dir, self.best_metric, self.step, self.history
         )
+
+    def _prepare(self) -> None:
+        """``method.prepare`` on every rank, then rank 0's state everywhere; log its report."""
+        context = PrepareContext(
+            train_set=eval_view(self.train_set, self.model.preprocess_val),
+            val_set=self.val_set,
+            device=self.device,
+            batch_size=self.config.data.eval_batch_size,
+            num_workers=self.config.data.num_workers,
+            dist=self.info,
+            seed=self.config.seed,
+            autocast_dtype=self.autocast_dtype,
+        )
+        report = self.method.prepare(context)
+        if self.info.world_size > 1 and type(self.method).prepare is not Method.prepare:
+            broadcast_module(self.method, src=0)  # ranks may differ by rounding after a fit
+        if report:
+            self.prepare_report = report
+            self.logger.log(self.step, report, prefix="prepare")
+            if self.info.is_main:
+                atomic_write_json(self.out_dir / "prepare.json", report, indent=2)
 
     def _progress_bar(self) -> Any:
         if not (self.info.is_main and self.config.log.progress):
@@ -293,7 +340,12 @@ class Trainer:
             metrics=metrics,
             per_group=per_group,
             n_samples=metrics["n_samples"],
-            extra={"epoch": epoch, "step": self.step, "weights": str(self.out_dir / "best")},
+            extra={
+                "epoch": epoch,
+                "step": self.step,
+                "weights": str(self.out_dir / "best"),
+                **({"prepare": self.prepare_report} if self.prepare_report else {}),
+            },
         )
         results = self.out_dir / "results"
         write_result(results / result_filename(self.config.model.name, name, dataset), result)
@@ -314,17 +366,19 @@ class Trainer:
                 "batch_in_epoch": self.batch_in_epoch,
                 "best_metric": self.best_metric,
                 "history": self.history,
+                "prepare": self.prepare_report,
                 "config": to_dict(self.config),
             },
         )
 
-    def _resume(self, resume: str | Path) -> None:
+    def _resume(self, resume: str | Path) -> bool:
+        """Load the checkpoint; False when ``"auto"`` finds none (a fresh start)."""
         path = Path(resume)
         if str(resume) == "auto":
             path = self.out_dir / "checkpoints" / "latest.pt"
             if not path.is_file():
                 log.info("no checkpoint at %s: starting from scratch", path)
-                return
+                return False
         state = load_checkpoint(path)
         saved, current = state["config"], to_dict(self.config)
         for key in RESUME_FIELDS:
@@ -342,7 +396,9 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.best_metric = state["best_metric"]
         self.history = list(state["history"])
+        self.prepare_report = state.get("prepare")
         log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
+        return True
 
     def _barrier(self) -> None:
         if self.info.world_size > 1:

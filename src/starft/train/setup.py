@@ -6,6 +6,7 @@ Everything that can be wrong in a config is caught here, before the first step, 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from starft.config import TrainConfig
@@ -58,6 +59,13 @@ def build_datasets(
             f"select_by={config.select_by} needs a validation set with groups (data.val)"
         )
     return train_set, val_set
+
+
+def eval_view(dataset: ClassificationDataset, transform: Any) -> ClassificationDataset:
+    """The same samples under another transform (a shallow copy: images are not duplicated)."""
+    view = copy.copy(dataset)
+    view.transform = transform
+    return view
 
 
 def build_task(config: TrainConfig, dataset: Any) -> Task:
