@@ -10,11 +10,21 @@ import torch
 import torch.nn.functional as F
 
 from starft.cli.main import main
-from starft.config import OptimConfig, load_train_config
+from starft.config import OptimConfig, apply_overrides, build_dataclass, load_train_config
 from starft.data import create_dataset
 from starft.errors import StarftError
 from starft.eval import load_result
-from starft.methods import LP, LPFT, PrepareContext, StepInfo, Task, create_method, logreg, lp
+from starft.methods import (
+    LP,
+    LPFT,
+    LPConfig,
+    PrepareContext,
+    StepInfo,
+    Task,
+    create_method,
+    logreg,
+    lp,
+)
 from starft.methods.logreg import accuracy, fit_logistic_regression, holdout_split, select_l2
 from starft.models import create_model
 from starft.models.heads import load_head
@@ -293,3 +303,13 @@ def test_lpft_on_two_ranks_equals_one_process_with_double_batch(tmp_path, monkey
         single = load_file(tmp_path / "single" / "final" / name)
         for key, tensor in single.items():
             torch.testing.assert_close(ddp[key], tensor, atol=1e-5, rtol=0)
+
+
+def test_l2_grid_override_accepts_scientific_notation_in_a_list():
+    # YAML 1.1 reads '1e-4' (no dot) as a string, also inside a list.
+    data = apply_overrides({}, ["method.l2_grid=[1e-4,1e-2]"])
+    assert data["method"]["l2_grid"] == ["1e-4", "1e-2"]
+    config = build_dataclass(LPConfig, data["method"], prefix="method")
+    assert config.l2_grid == [1e-4, 1e-2]
+    with pytest.raises(StarftError, match=r"method.l2_grid\[0\]: expected a number"):
+        build_dataclass(LPConfig, {"l2_grid": ["small"]}, prefix="method")

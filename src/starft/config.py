@@ -231,6 +231,10 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        # YAML 1.1 reads '1e-3' (no dot) as a string, also inside lists: accept such numbers.
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return float(value)
         raise StarftError(f"{name}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
