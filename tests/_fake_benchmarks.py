@@ -1,9 +1,10 @@
 """Tiny fake copies of every benchmark's on-disk layout, in the exact formats the adapters parse.
 
-Each builder writes one dataset under ``base`` in its canonical folder (so ``base`` works as a suite
-root) and returns that folder. Images are 8x8 and their colour encodes a number (see :func:`colour`)
-so tests can check that sample ``i`` really is the file the layout says. :func:`build_all` writes all
-of them and returns the constructor arguments ``create_dataset`` needs for each registered name.
+Each builder writes one dataset under ``base`` in its canonical folder (so ``base`` works as a
+suite root) and returns that folder. Images are 8x8 and their colour encodes a number (see
+:func:`colour`) so tests can check that sample ``i`` really is the file the layout says.
+:func:`build_all` writes all of them and returns the ``create_dataset`` arguments of each
+registered name.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-# ImageNet wnids with known class indices: 0 tench, 1 goldfish, 2 great white shark, 999 toilet paper.
+# ImageNet wnids with known indices: 0 tench, 1 goldfish, 2 great white shark, 999 toilet paper.
 WNIDS = {"n01440764": 0, "n01443537": 1, "n01484850": 2, "n15075141": 999}
 
 
 def colour(value: int) -> tuple[int, int, int]:
-    """A colour encoding ``value`` (0..255) in the red channel, exact in PNG (lossless)."""
+    """A colour encoding ``value % 256`` in the red channel, exact in PNG (lossless)."""
+    value %= 256
     return (value, 255 - value, 7)
 
 
@@ -163,7 +165,10 @@ def caltech101(base: Path) -> Path:
         for i in (1, 3):  # not contiguous: the reader lists files, it does not assume numbering
             write_image(images / name / f"image_{i:04d}.jpg", 10 * k + i)
     split = {
-        "train": [["accordion/image_0001.jpg", 0, "accordion"], ["Faces/image_0001.jpg", 1, "face"]],
+        "train": [
+            ["accordion/image_0001.jpg", 0, "accordion"],
+            ["Faces/image_0001.jpg", 1, "face"],
+        ],
         "val": [["accordion/image_0003.jpg", 0, "accordion"]],
         "test": [["Faces/image_0003.jpg", 1, "face"], ["accordion/image_0003.jpg", 0, "accordion"]],
     }
@@ -255,7 +260,9 @@ def fmow(base: Path) -> Path:
         lines.append(f"{split},x_{i}.jpg,{category},{country},{stamp}")
         write_image(folder / "images" / f"rgb_img_{i}.png", i)
     (folder / "rgb_metadata.csv").write_text("\n".join(lines) + "\n")
-    mapping = "name,alpha-2,alpha-3,region\nUSA,US,USA,Americas\nFR,FR,FRA,Europe\nKE,KE,KEN,Africa\n"
+    mapping = (
+        "name,alpha-2,alpha-3,region\nUSA,US,USA,Americas\nFR,FR,FRA,Europe\nKE,KE,KEN,Africa\n"
+    )
     (folder / "country_code_mapping.csv").write_text(mapping)
     return folder
 
@@ -272,11 +279,25 @@ def build_all(base: Path) -> dict[str, dict[str, Any]]:
     for build in (cifar10_2, caltech101, stl10, stanford_cars, flowers102, iwildcam, fmow):
         build(base)
     root = {"root": base}
-    names = (
-        "imagenet imagenet_v2 imagenet_r imagenet_a imagenet_sketch objectnet waterbirds pacs "
-        "cifar10 cifar100 cifar10_1 cifar10_2 cifar10_02 caltech101 stl10 stanford_cars "
-        "flowers102"
-    ).split()
+    names = [
+        "imagenet",
+        "imagenet_v2",
+        "imagenet_r",
+        "imagenet_a",
+        "imagenet_sketch",
+        "objectnet",
+        "waterbirds",
+        "pacs",
+        "cifar10",
+        "cifar100",
+        "cifar10_1",
+        "cifar10_2",
+        "cifar10_02",
+        "caltech101",
+        "stl10",
+        "stanford_cars",
+        "flowers102",
+    ]
     kwargs: dict[str, dict[str, Any]] = {name: dict(root) for name in names}
     kwargs["iwildcam"] = {"root": base, "split": "id_test"}
     kwargs["fmow"] = {"root": base, "split": "id_test"}

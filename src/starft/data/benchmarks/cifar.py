@@ -22,6 +22,7 @@ import numpy as np
 from starft.data.base import Transform
 from starft.data.benchmarks.common import (
     ArrayDataset,
+    DatasetNotFoundError,
     check_split,
     cross_groups,
     locate,
@@ -232,7 +233,10 @@ class CIFAR10_02(ArrayDataset):
                 f"{self.name}: group_by must be one of {', '.join(self.group_modes)}, "
                 f"got '{group_by}'"
             )
-        base = CIFAR10(cifar10_root or root, "test")
+        try:
+            base = CIFAR10(cifar10_root or root, "test")
+        except DatasetNotFoundError as error:  # name this dataset, then the missing part
+            raise DatasetNotFoundError(f"{self.name}: {error}") from None
         _, images, labels = _cifar102(cifar102_root or root, "test", self.name)
         sources = [0] * len(base) + [1] * len(labels)
         labels = base.labels + labels
