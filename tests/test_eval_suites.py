@@ -267,6 +267,11 @@ def test_eval_single_dataset_with_root(dataset, folder, classes, benchmark_trees
     )
     rows = path.with_suffix(".predictions.csv").read_text().splitlines()[1:]
     assert all(0 <= int(row.split(",")[2]) < classes for row in rows)
+    projected = dataset in ("objectnet", "imagenet_r")
+    assert result["config"]["projection"] == ("imagenet" if projected else None)
+    path.unlink()
+    assert main([*args, "--no-projection"]) == 0
+    assert load_result(path)["config"]["projection"] is None
 
 
 def test_eval_cli_argument_errors(tmp_path, capsys) -> None:
@@ -275,6 +280,8 @@ def test_eval_cli_argument_errors(tmp_path, capsys) -> None:
     assert "--suite needs --root" in capsys.readouterr().err
     assert main([*base, "--suite", "group-shift", "--root", str(tmp_path), "split=test"]) == 2
     assert "--suite takes no dataset arguments" in capsys.readouterr().err
+    assert main([*base, "--suite", "group-shift", "--root", str(tmp_path), "--no-projection"]) == 2
+    assert "--no-projection is for --dataset" in capsys.readouterr().err
     assert main([*base, "--dataset", "cifar10", "--root", str(tmp_path / "none")]) == 2
     assert "cifar10: root" in capsys.readouterr().err
 

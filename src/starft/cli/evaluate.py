@@ -110,6 +110,8 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
             )
         if not args.root:
             raise StarftError("--suite needs --root, the folder that holds the datasets")
+        if args.no_projection:
+            raise StarftError("--no-projection is for --dataset; a suite sets it per entry")
         return _evaluate_suite(args, info)
     if args.dataset_root:
         raise StarftError("--dataset-root is for --suite; use --root for one dataset")

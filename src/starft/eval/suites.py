@@ -83,8 +83,7 @@ def _fail(where: str, message: str) -> StarftError:
 
 def _check_keys(data: Any, allowed: set[str], where: str, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        return_type = type(data).__name__
-        raise _fail(where, f"{what} must be a mapping, got {return_type}")
+        raise _fail(where, f"{what} must be a mapping, got {type(data).__name__}")
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise _fail(

@@ -60,15 +60,20 @@ def _batches(paths: list[Path], key: str, name: str, layout: str) -> tuple[np.nd
     return np.concatenate(images).transpose(0, 2, 3, 1), labels
 
 
-def _load_arrays(path: Path, name: str, layout: str, keys: tuple[str, str]) -> tuple[Any, Any]:
-    """Two arrays: from a .npz file (its ``keys``) or a pair of .npy files (``path``: the data)."""
+def _load_npy(path: Path, name: str, layout: str) -> np.ndarray:
     require(path, name, layout)
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return np.asarray(archive[keys[0]]), np.asarray(archive[keys[1]])
-        labels_path = require(Path(str(path).replace("_data.npy", "_labels.npy")), name, layout)
-        return np.load(path, allow_pickle=False), np.load(labels_path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise StarftError(f"{name}: cannot read '{path}': {error}") from None
+
+
+def _load_npz(path: Path, name: str, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``images`` and ``labels`` arrays of a CIFAR-10.2 ``.npz`` file."""
+    require(path, name, layout)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return np.asarray(archive["images"]), np.asarray(archive["labels"])
     except (OSError, KeyError, ValueError) as error:
         raise StarftError(f"{name}: cannot read '{path}': {error}") from None
 
@@ -157,7 +162,8 @@ class CIFAR10_1(ArrayDataset):
             raise StarftError(f"{self.name}: version must be v4 or v6, got '{version}'")
         data = f"cifar10.1_{version}_data.npy"
         self.root = locate(root, self.name, self.folders, (data,), self.layout)
-        images, labels = _load_arrays(self.root / data, self.name, self.layout, ("", ""))
+        images = _load_npy(self.root / data, self.name, self.layout)
+        labels = _load_npy(self.root / data.replace("_data", "_labels"), self.name, self.layout)
         super().__init__(
             images,
             [int(label) for label in labels],
@@ -171,7 +177,7 @@ class CIFAR10_1(ArrayDataset):
 def _cifar102(root: str | Path, split: str, name: str) -> tuple[Path, np.ndarray, list[int]]:
     folder = locate(root, name, CIFAR10_2.folders, ("cifar102_test.npz",), CIFAR10_2.layout)
     path = folder / f"cifar102_{split}.npz"
-    images, labels = _load_arrays(path, name, CIFAR10_2.layout, ("images", "labels"))
+    images, labels = _load_npz(path, name, CIFAR10_2.layout)
     return folder, images, [int(label) for label in labels]
 
 
