@@ -21,3 +21,16 @@ def tiny_model():
 
     torch.manual_seed(0)
     return create_model("starft-tiny-vit")
+
+
+@pytest.fixture(scope="session")
+def benchmark_trees(tmp_path_factory):
+    """Fake copies of every benchmark layout under one root (built once per session).
+
+    Returns ``(root, kwargs)``: ``kwargs[name]`` are tiny ``create_dataset`` arguments per dataset.
+    Tests must not modify the tree; copy what they want to break.
+    """
+    from _fake_benchmarks import build_all
+
+    root = tmp_path_factory.mktemp("benchmarks")
+    return root, build_all(root)

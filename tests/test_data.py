@@ -368,7 +368,7 @@ def test_synthetic_validation() -> None:
 
 
 @pytest.fixture
-def registry_kwargs(image_dir: Path) -> dict[str, dict[str, Any]]:
+def registry_kwargs(image_dir: Path, benchmark_trees) -> dict[str, dict[str, Any]]:
     """Tiny constructor arguments for every registered dataset (a new entry must add one)."""
     write_png(image_dir / "folder" / "cat" / "a.png", (1, 2, 3))
     write_png(image_dir / "folder" / "dog" / "b.png", (3, 2, 1))
@@ -387,6 +387,7 @@ def registry_kwargs(image_dir: Path) -> dict[str, dict[str, Any]]:
         "sandbox_groups": {"per_group": 1, "image_size": 16},
         "sandbox_style": {"style": "blurry", "n": 4, "image_size": 16},
         "sandbox_transfer": {"attribute": "scene", "n": 4, "image_size": 16},
+        **benchmark_trees[1],  # the real-benchmark adapters, on fake copies of their layouts
     }
 
 

@@ -1,4 +1,9 @@
-"""``starft eval``: zero-shot evaluation of a model (pretrained or fine-tuned) on a dataset."""
+"""``starft eval``: evaluate a model (pretrained or fine-tuned) on a dataset or a whole suite.
+
+``--dataset NAME`` evaluates one registered dataset (KEY=VALUE arguments and ``--root`` go to it);
+``--suite NAME`` evaluates every dataset of a suite found under ``--root`` (one result JSON each,
+plus ``suite_<name>.json`` and ``.md``), skipping missing ones with a warning.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,32 @@ from typing import Any
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate a model on a dataset",
-        description="Evaluate a model with a zero-shot head (class names x templates) and "
-        "write one result JSON. --model takes an open_clip/starft model name, a saved model "
+        help="evaluate a model on a dataset or a suite of datasets",
+        description="Evaluate a model with a zero-shot head (class names x templates), or its "
+        "trained linear head when it has one for the dataset's classes, and write one result "
+        "JSON per dataset. --model takes an open_clip/starft model name, a saved model "
         "folder, or a run folder of `starft train` (its best/ weights). KEY=VALUE arguments go "
-        "to the dataset "
-        "(e.g. path=val.csv root=/data/images).",
+        "to the dataset (e.g. path=val.csv split=train). --suite evaluates every dataset of a "
+        "suite (see `starft ls suites`) found under --root; see docs/datasets.md for layouts.",
     )
     p.add_argument("--model", required=True)
     p.add_argument("--pretrained", help="open_clip pretrained tag or checkpoint file")
-    p.add_argument("--dataset", required=True, help="registered dataset (see `starft ls datasets`)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dataset", help="registered dataset (see `starft ls datasets`)")
+    what.add_argument("--suite", help="suite name (see `starft ls suites`) or suite YAML file")
+    p.add_argument("--root", help="dataset folder, or the folder holding the suite's datasets")
+    p.add_argument(
+        "--dataset-root",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="suite only: root for one dataset (by name or suite label), repeatable",
+    )
+    p.add_argument(
+        "--no-projection",
+        action="store_true",
+        help="score the dataset's own classes, not the ImageNet space (IN-R/-A, ObjectNet)",
+    )
     p.add_argument("--templates", help="template set name or file (default: the dataset's)")
     p.add_argument("--method-label", help="method name recorded in the result (default: inferred)")
     p.add_argument("--out", default="results", help="folder for the result JSON (default: results)")
@@ -66,7 +87,38 @@ def run(args: argparse.Namespace) -> int:
         shutdown_distributed()
 
 
+def _load_model(args: argparse.Namespace, info: Any) -> tuple[Any, str, str | None, Any, Any]:
+    from starft.models import create_model
+    from starft.models.heads import load_head
+    from starft.train.distributed import resolve_device
+
+    device = resolve_device(args.device, info)
+    weights, inferred_method = resolve_model(args.model)
+    model = create_model(weights, args.pretrained, device=device)
+    head = load_head(weights) if Path(weights).is_dir() else None
+    return model, weights, inferred_method, head, device
+
+
 def _evaluate(args: argparse.Namespace, info: Any) -> int:
+    from starft.errors import StarftError
+
+    if args.suite is not None:
+        if args.overrides:
+            raise StarftError(
+                f"--suite takes no dataset arguments (got {args.overrides[0]!r}); put them in "
+                "the suite file's 'args'"
+            )
+        if not args.root:
+            raise StarftError("--suite needs --root, the folder that holds the datasets")
+        if args.no_projection:
+            raise StarftError("--no-projection is for --dataset; a suite sets it per entry")
+        return _evaluate_suite(args, info)
+    if args.dataset_root:
+        raise StarftError("--dataset-root is for --suite; use --root for one dataset")
+    return _evaluate_dataset(args, info)
+
+
+def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
     from starft.config import parse_override
     from starft.data import create_dataset, get_templates
     from starft.eval import (
@@ -76,24 +128,24 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
         write_predictions_csv,
         write_result,
     )
-    from starft.models import create_model
-    from starft.models.heads import load_head
-    from starft.train.distributed import resolve_autocast, resolve_device
+    from starft.train.distributed import resolve_autocast
 
-    device = resolve_device(args.device, info)
-    weights, inferred_method = resolve_model(args.model)
-    model = create_model(weights, args.pretrained, device=device)
+    model, weights, inferred_method, head, device = _load_model(args, info)
     dataset_args: dict[str, Any] = {}
+    if args.root:
+        dataset_args["root"] = args.root
     for text in args.overrides:
         path, value = parse_override(text)
         dataset_args[".".join(path)] = value
     dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)
+    projection = None if args.no_projection else getattr(dataset, "projection", None)
     templates = get_templates(args.templates) if args.templates else None
     metrics, per_group, predictions = evaluate_model(
         model,
         dataset,
-        linear_head=load_head(weights) if Path(weights).is_dir() else None,
+        linear_head=head,
         templates=templates,
+        projection=projection,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=device,
@@ -111,6 +163,7 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
         "dataset": args.dataset,
         "dataset_args": dataset_args,
         "templates": args.templates,
+        "projection": None if projection is None else projection.space,
     }
     result = build_result(
         model=args.model,
@@ -128,6 +181,66 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
         write_predictions_csv(path.with_suffix(".predictions.csv"), predictions)
     _print_metrics(metrics, per_group)
     print(f"result: {path}")
+    return 0
+
+
+def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
+    import sys
+
+    from starft.config import parse_override
+    from starft.data import get_templates
+    from starft.errors import StarftError
+    from starft.eval import load_suite, run_suite, summary_markdown
+    from starft.train.distributed import resolve_autocast
+
+    suite = load_suite(args.suite)
+    roots = {}
+    for text in args.dataset_root:
+        key, value = parse_override(text)
+        roots[".".join(key)] = str(value)
+    model, weights, inferred_method, head, device = _load_model(args, info)
+    method = args.method_label or inferred_method or "zeroshot"
+
+    def warn(message: str) -> None:
+        if info.is_main:
+            print(f"starft: warning: {message}", file=sys.stderr)
+
+    summary = run_suite(
+        suite,
+        model,
+        root=args.root,
+        out=args.out,
+        model_label=Path(args.model).name or args.model,
+        method=method,
+        dataset_roots=roots,
+        templates=get_templates(args.templates) if args.templates else None,
+        linear_head=head,
+        config={
+            "model": args.model,
+            "weights": weights,
+            "pretrained": args.pretrained,
+            "root": args.root,
+            "templates": args.templates,
+        },
+        save_predictions=args.save_predictions,
+        write=info.is_main,
+        warn=warn,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=device,
+        dist=info,
+        progress=True,
+        autocast_dtype=resolve_autocast(args.precision, device),
+    )
+    if not info.is_main:
+        return 0
+    if all(entry["status"] != "ok" for entry in summary["entries"]):
+        raise StarftError(
+            f"suite {suite.name}: none of its datasets could be evaluated under '{args.root}' "
+            "(see the warnings above and docs/datasets.md for the expected layouts)"
+        )
+    print(summary_markdown(summary), end="")
+    print(f"summary: {Path(args.out) / ('suite_' + suite.name + '.json')}")
     return 0
 
 

@@ -1,14 +1,16 @@
-"""``starft ls KIND``: what exists (models, methods, datasets, pools, templates)."""
+"""``starft ls KIND``: what exists (models, methods, datasets, suites, pools, templates)."""
 
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("models", "methods", "datasets", "pools", "templates")
+KINDS = ("models", "methods", "datasets", "suites", "pools", "templates")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list registered models, methods, datasets, pools or templates")
+    p = sub.add_parser(
+        "ls", help="list registered models, methods, datasets, suites, pools or templates"
+    )
     p.add_argument("kind", choices=KINDS)
     p.set_defaults(run=run)
 
@@ -26,6 +28,10 @@ def rows(kind: str) -> list[tuple[str, str]]:
         from starft.data import DATASETS
 
         return [(e.name, e.description) for e in DATASETS]
+    if kind == "suites":
+        from starft.eval.suites import SUITES
+
+        return [(e.name, e.description) for e in SUITES]
     if kind == "pools":
         from starft.data import list_pools, load_pool
 

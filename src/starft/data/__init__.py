@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from starft.data.benchmarks import DatasetNotFoundError, register_benchmarks
 from starft.data.captions import CAPTION_MODES, CaptionSampler, class_caption
 from starft.data.datasets import (
     ON_BAD_IMAGE,
@@ -35,6 +36,7 @@ DATASETS: Registry[type[ClassificationDataset]] = Registry("dataset")
 DATASETS.add("csv", CsvDataset, "images listed in a CSV/TSV file (FLYP layout: filepath, label)")
 DATASETS.add("imagefolder", ImageFolderDataset, "one sub-folder per class: root/<class>/<image>")
 DATASETS.add("synthetic", SyntheticDataset, "procedural class colour patterns, deterministic")
+register_benchmarks(DATASETS)
 
 
 def create_dataset(name: str, **kwargs: Any) -> ClassificationDataset:
@@ -62,6 +64,7 @@ __all__ = [
     "CaptionSampler",
     "ClassificationDataset",
     "CsvDataset",
+    "DatasetNotFoundError",
     "ImageFolderDataset",
     "SyntheticDataset",
     "UnreadableImageError",

@@ -14,6 +14,7 @@ from starft.eval.metrics import (
 )
 from starft.eval.model_eval import evaluate_model
 from starft.eval.predict import Predictions, predict
+from starft.eval.projection import ProjectedClassifier, project_logits_max
 from starft.eval.results import (
     SCHEMA_VERSION,
     build_result,
@@ -22,10 +23,16 @@ from starft.eval.results import (
     write_predictions_csv,
     write_result,
 )
+from starft.eval.suite_run import run_suite, summary_markdown, write_summary
+from starft.eval.suites import SUITES, Suite, SuiteEntry, load_suite
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SUITES",
     "Predictions",
+    "ProjectedClassifier",
+    "Suite",
+    "SuiteEntry",
     "average_group_accuracy",
     "build_result",
     "compute_metrics",
@@ -34,13 +41,18 @@ __all__ = [
     "expected_calibration_error",
     "group_accuracies",
     "load_result",
+    "load_suite",
     "negative_log_likelihood",
     "predict",
     "project_logits",
+    "project_logits_max",
     "result_filename",
+    "run_suite",
+    "summary_markdown",
     "top1_accuracy",
     "weighted_group_accuracy",
     "worst_group_accuracy",
     "write_predictions_csv",
     "write_result",
+    "write_summary",
 ]

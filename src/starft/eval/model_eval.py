@@ -1,5 +1,10 @@
 """Evaluate a model on a dataset: its trained linear head if it has one for these classes,
-else a zero-shot head built from the dataset's class names and templates."""
+else a zero-shot head built from the dataset's class names and templates.
+
+With a label-space projection (ImageNet-R/-A, ObjectNet) the head scores the source space
+(ImageNet's 1000 classes, so an ImageNet-trained linear head is used as is) and the logits are
+projected onto the dataset's classes.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from starft.data.label_space import ClassProjection
 from starft.eval.evaluate import evaluate
 from starft.eval.predict import Predictions
+from starft.eval.projection import ProjectedClassifier
 from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head
 from starft.models.heads import LinearHeadClassifier
 from starft.utils.distributed import DistInfo
@@ -29,14 +36,20 @@ def evaluate_model(
     progress: bool = False,
     autocast_dtype: torch.dtype | None = None,
     linear_head: tuple[nn.Linear, list[str]] | None = None,
+    projection: ClassProjection | None = None,
 ) -> tuple[dict, dict, Predictions]:
     """Evaluate ``model`` on ``dataset``.
 
     ``linear_head`` (a trained head and its class names, see :func:`starft.models.heads.load_head`)
     is used when its classes are the dataset's; otherwise the head is zero-shot
-    (``dataset.classnames`` x ``dataset.templates`` unless given).
+    (``dataset.classnames`` x ``dataset.templates`` unless given). With ``projection`` the head's
+    classes default to ``projection.source_classnames`` and its logits are projected onto the
+    dataset's classes (see :mod:`starft.data.label_space`).
     """
-    classnames = list(classnames if classnames is not None else dataset.classnames)  # type: ignore[attr-defined]
+    if classnames is None:
+        own = dataset.classnames  # type: ignore[attr-defined]
+        classnames = projection.source_classnames if projection is not None else own
+    classnames = list(classnames)
     templates = list(templates if templates is not None else dataset.templates)  # type: ignore[attr-defined]
     model = model.to(device).eval()
     classifier: nn.Module
@@ -45,6 +58,8 @@ def evaluate_model(
     else:
         head = build_zeroshot_head(model, classnames, templates, device=device)
         classifier = ZeroShotClassifier(model, head)
+    if projection is not None:
+        classifier = ProjectedClassifier(classifier, projection)
     return evaluate(
         classifier,
         dataset,
