@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from starft.train.setup import (
     eval_view,
     steps_per_epoch,
 )
+from starft.train.step_window import StepWindow, to_device
 from starft.utils.distributed import DistInfo
 from starft.utils.io import atomic_write_json, atomic_write_text
 
@@ -212,7 +212,7 @@ class Trainer:
 
     def _train_epoch(self, progress: Any) -> None:
         accum = self.config.optim.accum_steps
-        window = _Window()
+        window = StepWindow()
         epoch_skipped = 0
         for batch in self._loader(self.epoch):
             micro = self.batch_in_epoch % accum
@@ -243,7 +243,7 @@ class Trainer:
     def _forward_backward(
         self, batch: dict[str, Any], info: StepInfo, last_micro: bool
     ) -> dict[str, float]:
-        batch = _to_device(batch, self.device)
+        batch = to_device(batch, self.device)
         sync = contextlib.nullcontext()
         if self.info.world_size > 1 and not last_micro:
             sync = self.ddp.no_sync()  # type: ignore[operator]  # accumulate locally
@@ -253,7 +253,7 @@ class Trainer:
             self.scaler.scale(out["loss"] / self.config.optim.accum_steps).backward()
         return {key: float(value.detach()) for key, value in out.items()}
 
-    def _after_step(self, progress: Any, window: _Window) -> None:
+    def _after_step(self, progress: Any, window: StepWindow) -> None:
         """Progress bar, logging every ``log.every_steps`` and periodic checkpoints."""
         if progress is not None:
             progress.update(1)
@@ -405,34 +405,3 @@ class Trainer:
             import torch.distributed as dist
 
             dist.barrier()
-
-
-class _Window:
-    """Running means of the loss terms between two log rows."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-        self.skipped = 0
-        self.tic = time.perf_counter()
-
-    def add(self, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        return {key: value / self.count for key, value in self.sums.items()} if self.count else {}
-
-    def seconds_per_step(self, accum_steps: int) -> float:
-        return (time.perf_counter() - self.tic) / max(self.count / accum_steps, 1)
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
