@@ -139,3 +139,14 @@ def test_bad_yaml_names_the_line(tmp_path, capsys):
     cfg.write_text("optim:\n  lr: [1\n")
     assert main(["train", "--config", str(cfg)]) == 2
     assert f"config file '{cfg}' line" in capsys.readouterr().err
+
+
+def test_flat_overrides_keep_dotted_keys_and_yaml_values():
+    from starft.config import parse_flat_overrides
+    from starft.errors import StarftError
+
+    args = parse_flat_overrides(["split=train", "a.b=1e-4", "split=val", "flag=true"])
+    assert args == {"split": "val", "a.b": 1e-4, "flag": True}
+    assert list(args) == ["split", "a.b", "flag"]  # a repeated key keeps its place, last value wins
+    with pytest.raises(StarftError, match=r"key\.path=value"):
+        parse_flat_overrides(["novalue"])

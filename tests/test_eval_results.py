@@ -134,3 +134,22 @@ def test_worst_group_recomputed_from_predictions_csv(tmp_path):
     assert worst_from_csv == pytest.approx(metrics["worst_group_acc"])
     assert float(rows[0]["confidence"]) == pytest.approx(preds.probs[0].max().item(), abs=1e-6)
     assert [int(r["prediction"]) for r in rows] == preds.preds.tolist()
+
+
+def test_write_result_writes_predictions_beside_it(tmp_path):
+    preds = Predictions(
+        torch.arange(2),
+        torch.tensor([[2.0, 0.0], [0.0, 1.0]]),
+        torch.tensor([0, 0]),
+        torch.tensor([0, 1]),
+    )
+    path = tmp_path / "m__ft__d.json"
+    write_result(path, make_result(), predictions=preds)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "m__ft__d.json",
+        "m__ft__d.predictions.csv",
+    ]
+    rows = (tmp_path / "m__ft__d.predictions.csv").read_text().splitlines()
+    assert [r.split(",")[:3] for r in rows[1:]] == [["0", "0", "0"], ["1", "0", "1"]]
+    write_result(tmp_path / "other.json", make_result())
+    assert not (tmp_path / "other.predictions.csv").exists()

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -148,6 +149,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         with contextlib.suppress(ValueError):
             value = float(value)
     return key.strip().split("."), value
+
+
+def parse_flat_overrides(texts: Iterable[str]) -> dict[str, Any]:
+    """``['split=train', 'a.b=1']`` -> ``{'split': 'train', 'a.b': 1}``: keyword arguments.
+
+    Dataset and method arguments on a command line are flat keywords (dots stay in the key), unlike
+    config overrides (:func:`apply_overrides`), which set nested sections; later keys win.
+    """
+    out: dict[str, Any] = {}
+    for text in texts:
+        path, value = parse_override(text)
+        out[".".join(path)] = value
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -87,6 +87,27 @@ def run(args: argparse.Namespace) -> int:
         shutdown_distributed()
 
 
+def _eval_kwargs(args: argparse.Namespace, info: Any, device: Any) -> dict[str, Any]:
+    """The ``evaluate_model`` options from the command line, the same for a dataset and a suite."""
+    from starft.train.distributed import resolve_autocast
+
+    return {
+        "batch_size": args.batch_size,
+        "num_workers": args.num_workers,
+        "device": device,
+        "dist": info,
+        "progress": True,
+        "autocast_dtype": resolve_autocast(args.precision, device),
+    }
+
+
+def _templates(args: argparse.Namespace) -> list[str] | None:
+    """``--templates`` read as a template list; None keeps each dataset's own."""
+    from starft.data import get_templates
+
+    return get_templates(args.templates) if args.templates else None
+
+
 def _load_model(args: argparse.Namespace, info: Any) -> tuple[Any, str, str | None, Any, Any]:
     from starft.models import create_model
     from starft.models.heads import load_head
@@ -119,39 +140,22 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
 
 
 def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
-    from starft.config import parse_override
-    from starft.data import create_dataset, get_templates
-    from starft.eval import (
-        build_result,
-        evaluate_model,
-        result_filename,
-        write_predictions_csv,
-        write_result,
-    )
-    from starft.train.distributed import resolve_autocast
+    from starft.config import parse_flat_overrides
+    from starft.data import create_dataset
+    from starft.eval import build_result, evaluate_model, result_filename, write_result
 
     model, weights, inferred_method, head, device = _load_model(args, info)
-    dataset_args: dict[str, Any] = {}
-    if args.root:
-        dataset_args["root"] = args.root
-    for text in args.overrides:
-        path, value = parse_override(text)
-        dataset_args[".".join(path)] = value
+    dataset_args: dict[str, Any] = {"root": args.root} if args.root else {}
+    dataset_args.update(parse_flat_overrides(args.overrides))
     dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)
     projection = None if args.no_projection else getattr(dataset, "projection", None)
-    templates = get_templates(args.templates) if args.templates else None
     metrics, per_group, predictions = evaluate_model(
         model,
         dataset,
         linear_head=head,
-        templates=templates,
+        templates=_templates(args),
         projection=projection,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=device,
-        dist=info,
-        progress=True,
-        autocast_dtype=resolve_autocast(args.precision, device),
+        **_eval_kwargs(args, info, device),
     )
     if not info.is_main:
         return 0
@@ -176,9 +180,7 @@ def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
     )
     out = Path(args.out)
     path = out / result_filename(Path(args.model).name or args.model, method, args.dataset)
-    write_result(path, result)
-    if args.save_predictions:
-        write_predictions_csv(path.with_suffix(".predictions.csv"), predictions)
+    write_result(path, result, predictions=predictions if args.save_predictions else None)
     _print_metrics(metrics, per_group)
     print(f"result: {path}")
     return 0
@@ -187,17 +189,12 @@ def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
 def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
     import sys
 
-    from starft.config import parse_override
-    from starft.data import get_templates
+    from starft.config import parse_flat_overrides
     from starft.errors import StarftError
     from starft.eval import load_suite, run_suite, summary_markdown
-    from starft.train.distributed import resolve_autocast
 
     suite = load_suite(args.suite)
-    roots = {}
-    for text in args.dataset_root:
-        key, value = parse_override(text)
-        roots[".".join(key)] = str(value)
+    roots = {key: str(value) for key, value in parse_flat_overrides(args.dataset_root).items()}
     model, weights, inferred_method, head, device = _load_model(args, info)
     method = args.method_label or inferred_method or "zeroshot"
 
@@ -213,7 +210,7 @@ def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
         model_label=Path(args.model).name or args.model,
         method=method,
         dataset_roots=roots,
-        templates=get_templates(args.templates) if args.templates else None,
+        templates=_templates(args),
         linear_head=head,
         config={
             "model": args.model,
@@ -225,12 +222,7 @@ def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
         save_predictions=args.save_predictions,
         write=info.is_main,
         warn=warn,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=device,
-        dist=info,
-        progress=True,
-        autocast_dtype=resolve_autocast(args.precision, device),
+        **_eval_kwargs(args, info, device),
     )
     if not info.is_main:
         return 0

@@ -57,7 +57,7 @@ def parse_alphas(text: str) -> list[float]:
 
 def parse_datasets(groups: list[list[str]] | None) -> list[Any]:
     """``[[NAME, KEY=VALUE, ...], ...]`` -> dataset specs (values parsed as YAML)."""
-    from starft.config import parse_override
+    from starft.config import parse_flat_overrides
     from starft.errors import StarftError
     from starft.eval.wise_ft import DatasetSpec
 
@@ -65,11 +65,7 @@ def parse_datasets(groups: list[list[str]] | None) -> list[Any]:
     for name, *pairs in groups or []:
         if "=" in name:
             raise StarftError(f"--dataset: expected a dataset name before '{name}'")
-        args: dict[str, Any] = {}
-        for text in pairs:
-            path, value = parse_override(text)
-            args[".".join(path)] = value
-        specs.append(DatasetSpec(name, args))
+        specs.append(DatasetSpec(name, parse_flat_overrides(pairs)))
     return specs
 
 

@@ -79,9 +79,17 @@ def build_result(
     return result
 
 
-def write_result(path: str | os.PathLike[str], result: dict) -> None:
-    """Write ``result`` as indented JSON atomically, keys in their insertion order."""
+def write_result(
+    path: str | os.PathLike[str], result: dict, *, predictions: Predictions | None = None
+) -> None:
+    """Write ``result`` as indented JSON atomically, keys in their insertion order.
+
+    With ``predictions``, also write them beside it as ``<name>.predictions.csv``
+    (:func:`write_predictions_csv`), the one place that names a result's predictions file.
+    """
     atomic_write_json(path, result, indent=2)
+    if predictions is not None:
+        write_predictions_csv(Path(path).with_suffix(".predictions.csv"), predictions)
 
 
 def _slug(value: str, field: str) -> str:

@@ -24,7 +24,7 @@ from starft.data import DatasetNotFoundError, create_dataset
 from starft.data.label_space import resolve_projection
 from starft.errors import StarftError
 from starft.eval.model_eval import evaluate_model
-from starft.eval.results import build_result, result_filename, write_predictions_csv, write_result
+from starft.eval.results import build_result, result_filename, write_result
 from starft.eval.suites import Suite, SuiteEntry
 from starft.models import ClipModel
 from starft.utils.io import atomic_write_json, atomic_write_text, git_hash
@@ -126,9 +126,7 @@ def run_suite(
                 extra={"split": entry.split, "suite": suite.name},
             )
             path = out / result_filename(model_label, method, _entry_name(entry))
-            write_result(path, result)
-            if save_predictions:
-                write_predictions_csv(path.with_suffix(".predictions.csv"), predictions)
+            write_result(path, result, predictions=predictions if save_predictions else None)
             outcome.result_file = path.name
         outcomes.append(outcome)
     summary = summarize(suite, outcomes, model_label=model_label, method=method)

@@ -22,7 +22,9 @@ import numpy as np
 from starft.data.base import Transform
 from starft.data.benchmarks.common import (
     ArrayDataset,
+    BenchmarkDataset,
     DatasetNotFoundError,
+    check_group_by,
     check_split,
     cross_groups,
     locate,
@@ -78,74 +80,44 @@ def _load_npz(path: Path, name: str, layout: str) -> tuple[np.ndarray, np.ndarra
         raise StarftError(f"{name}: cannot read '{path}': {error}") from None
 
 
-class CIFAR10(ArrayDataset):
+class CIFAR10(BenchmarkDataset, ArrayDataset):
     """CIFAR-10 train (50k) or test (10k) from ``cifar-10-batches-py``."""
 
     name = "cifar10"
     folders = ("cifar-10-batches-py",)
     splits = ("train", "test")
     layout = "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (python version)"
+    markers = ("batches.meta",)
+    default_templates = CIFAR_TEMPLATES
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("batches.meta",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         images, labels = _batches([self.root / f for f in files], "labels", self.name, self.layout)
-        super().__init__(
-            images,
-            labels,
-            classnames=packaged_classnames("cifar10"),
-            templates=CIFAR_TEMPLATES if templates is None else templates,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {"images": images, "labels": labels, "classnames": packaged_classnames("cifar10")}
 
 
-class CIFAR100(ArrayDataset):
+class CIFAR100(BenchmarkDataset, ArrayDataset):
     """CIFAR-100 (fine labels) train or test from ``cifar-100-python``."""
 
     name = "cifar100"
     folders = ("cifar-100-python",)
     splits = ("train", "test")
     layout = "cifar-100-python/{train,test,meta} (python version)"
+    markers = ("meta",)
+    default_templates = CIFAR_TEMPLATES
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("meta",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         images, labels = _batches([self.root / split], "fine_labels", self.name, self.layout)
-        super().__init__(
-            images,
-            labels,
-            classnames=packaged_classnames("cifar100"),
-            templates=CIFAR_TEMPLATES if templates is None else templates,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {"images": images, "labels": labels, "classnames": packaged_classnames("cifar100")}
 
 
-class CIFAR10_1(ArrayDataset):
+class CIFAR10_1(BenchmarkDataset, ArrayDataset):
     """CIFAR-10.1 (2000 test images; ``version`` v6 or v4) in CIFAR-10's classes."""
 
     name = "cifar10_1"
     folders = ("cifar10.1", "CIFAR-10.1", "cifar10_1")
-    splits = ("test",)
     layout = "cifar10.1/cifar10.1_v6_data.npy + cifar10.1_v6_labels.npy"
+    default_templates = CIFAR_TEMPLATES
 
     def __init__(
         self,
@@ -157,57 +129,47 @@ class CIFAR10_1(ArrayDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
+        check_split(self.name, split, self.splits)  # a bad split is reported first
         if version not in ("v4", "v6"):
             raise StarftError(f"{self.name}: version must be v4 or v6, got '{version}'")
-        data = f"cifar10.1_{version}_data.npy"
-        self.root = locate(root, self.name, self.folders, (data,), self.layout)
-        images = _load_npy(self.root / data, self.name, self.layout)
-        labels = _load_npy(self.root / data.replace("_data", "_labels"), self.name, self.layout)
+        self.data_file = f"cifar10.1_{version}_data.npy"
         super().__init__(
-            images,
-            [int(label) for label in labels],
-            classnames=packaged_classnames("cifar10"),
-            templates=CIFAR_TEMPLATES if templates is None else templates,
-            transform=transform,
-            on_bad_image=on_bad_image,
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
         )
 
+    def _locate(self, root: str | Path) -> Path:
+        return locate(root, self.name, self.folders, (self.data_file,), self.layout)
 
-def _cifar102(root: str | Path, split: str, name: str) -> tuple[Path, np.ndarray, list[int]]:
-    folder = locate(root, name, CIFAR10_2.folders, ("cifar102_test.npz",), CIFAR10_2.layout)
-    path = folder / f"cifar102_{split}.npz"
-    images, labels = _load_npz(path, name, CIFAR10_2.layout)
-    return folder, images, [int(label) for label in labels]
+    def _read(self, split: str) -> dict[str, Any]:
+        images = _load_npy(self.root / self.data_file, self.name, self.layout)
+        labels_file = self.data_file.replace("_data", "_labels")
+        labels = _load_npy(self.root / labels_file, self.name, self.layout)
+        return {
+            "images": images,
+            "labels": [int(label) for label in labels],
+            "classnames": packaged_classnames("cifar10"),
+        }
 
 
-class CIFAR10_2(ArrayDataset):
+def _cifar102(folder: Path, split: str, name: str) -> tuple[np.ndarray, list[int]]:
+    """Images and labels of ``cifar102_<split>.npz`` in a located CIFAR-10.2 folder."""
+    images, labels = _load_npz(folder / f"cifar102_{split}.npz", name, CIFAR10_2.layout)
+    return images, [int(label) for label in labels]
+
+
+class CIFAR10_2(BenchmarkDataset, ArrayDataset):
     """CIFAR-10.2 train (10k) or test (2k) in CIFAR-10's classes."""
 
     name = "cifar10_2"
     folders = ("cifar10.2", "CIFAR-10.2", "cifar10_2", "cifar-10.2")
     splits = ("train", "test")
     layout = "cifar10.2/cifar102_{train,test}.npz (arrays 'images' [N,32,32,3], 'labels')"
+    markers = ("cifar102_test.npz",)
+    default_templates = CIFAR_TEMPLATES
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root, images, labels = _cifar102(root, split, self.name)
-        super().__init__(
-            images,
-            labels,
-            classnames=packaged_classnames("cifar10"),
-            templates=CIFAR_TEMPLATES if templates is None else templates,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+    def _read(self, split: str) -> dict[str, Any]:
+        images, labels = _cifar102(self.root, split, self.name)
+        return {"images": images, "labels": labels, "classnames": packaged_classnames("cifar10")}
 
 
 class CIFAR10_02(ArrayDataset):
@@ -234,16 +196,15 @@ class CIFAR10_02(ArrayDataset):
         on_bad_image: str = "error",
     ) -> None:
         check_split(self.name, split, self.splits)
-        if group_by not in self.group_modes:
-            raise StarftError(
-                f"{self.name}: group_by must be one of {', '.join(self.group_modes)}, "
-                f"got '{group_by}'"
-            )
+        check_group_by(self.name, group_by, self.group_modes)
         try:
             base = CIFAR10(cifar10_root or root, "test")
         except DatasetNotFoundError as error:  # name this dataset, then the missing part
             raise DatasetNotFoundError(f"{self.name}: {error}") from None
-        _, images, labels = _cifar102(cifar102_root or root, "test", self.name)
+        folder = locate(
+            cifar102_root or root, self.name, CIFAR10_2.folders, CIFAR10_2.markers, CIFAR10_2.layout
+        )
+        images, labels = _cifar102(folder, "test", self.name)
         sources = [0] * len(base) + [1] * len(labels)
         labels = base.labels + labels
         classnames = packaged_classnames("cifar10")

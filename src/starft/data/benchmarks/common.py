@@ -6,22 +6,29 @@ suite can hand every adapter the same root. When neither holds the dataset's mar
 raises :class:`DatasetNotFoundError` (a suite skips that dataset with a warning); a folder that is
 found but does not match the layout raises a plain :class:`~starft.errors.StarftError` naming the
 missing file and the expected layout.
+
+Every adapter's constructor does the same four steps (check the split, find the folder, read the
+layout, hand the result to :class:`ClassificationDataset` with the dataset's own template set as the
+default), so they live once in :class:`BenchmarkDataset`; an adapter only says where its files are
+(class attributes) and how to read them (:meth:`BenchmarkDataset._read`).
 """
 
 from __future__ import annotations
 
+import abc
 import csv
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
-from starft.data.base import ClassificationDataset
+from starft.data.base import ClassificationDataset, Transform
 from starft.data.resources import read_json_resource
+from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
 _CLASSNAMES = "benchmarks/classnames.json"
@@ -81,6 +88,13 @@ def check_split(name: str, split: str, splits: Sequence[str]) -> str:
     if split not in splits:
         raise StarftError(f"{name}: unknown split '{split}' (splits: {', '.join(splits)})")
     return split
+
+
+def check_group_by(name: str, group_by: str, modes: Sequence[str]) -> str:
+    """``group_by`` must be one of the dataset's group modes."""
+    if group_by not in modes:
+        raise StarftError(f"{name}: group_by must be one of {', '.join(modes)}, got '{group_by}'")
+    return group_by
 
 
 def packaged_classnames(key: str) -> Any:
@@ -160,3 +174,50 @@ class ArrayDataset(ClassificationDataset):
 
     def read_image(self, index: int) -> Image.Image:
         return Image.fromarray(np.ascontiguousarray(self.images[index]))
+
+
+class BenchmarkDataset(ClassificationDataset, abc.ABC):
+    """A benchmark read from its released layout: the constructor every adapter shares.
+
+    Subclasses set ``name``, ``folders`` (canonical folder names under a suite root), ``splits``,
+    ``layout`` (quoted in every layout error), ``markers`` (files or folders that identify the
+    dataset folder) and ``default_templates`` (``None``: the base default), and implement
+    :meth:`_read`. An adapter with extra arguments (or another default split) defines its own
+    ``__init__`` with an explicit keyword signature and calls this one, because
+    :func:`starft.data.create_dataset` checks arguments against the class signature.
+    """
+
+    name: ClassVar[str] = ""
+    folders: ClassVar[tuple[str, ...]] = ()
+    splits: ClassVar[tuple[str, ...]] = ("test",)
+    layout: ClassVar[str] = ""
+    markers: ClassVar[tuple[str, ...]] = ()
+    default_templates: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "test",
+        *,
+        transform: Transform | None = None,
+        templates: TemplateSpec | None = None,
+        on_bad_image: str = "error",
+    ) -> None:
+        check_split(self.name, split, self.splits)
+        self.root = self._locate(root)
+        super().__init__(
+            **self._read(split),
+            templates=self.default_templates if templates is None else templates,
+            transform=transform,
+            on_bad_image=on_bad_image,
+        )
+
+    def _locate(self, root: str | Path) -> Path:
+        """The dataset folder under ``root`` (overridden where the markers depend on arguments)."""
+        return locate(root, self.name, self.folders, self.markers, self.layout)
+
+    @abc.abstractmethod
+    def _read(self, split: str) -> dict[str, Any]:
+        """The layout of ``split`` under ``self.root`` as :class:`ClassificationDataset` keyword
+        arguments: ``classnames``, ``labels`` and ``image_paths`` (or ``images`` for an
+        :class:`ArrayDataset`), optionally ``groups`` and ``group_names``."""

@@ -9,14 +9,16 @@ class folders; the group is the domain, or (class, domain) with ``group_by="clas
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from starft.data.base import ClassificationDataset, Transform
+from starft.data.base import Transform
 from starft.data.benchmarks.common import (
+    BenchmarkDataset,
+    check_group_by,
     check_split,
     class_dirs,
     cross_groups,
     is_image,
-    locate,
     packaged_classnames,
     read_csv_rows,
     require,
@@ -34,7 +36,7 @@ WATERBIRDS_GROUPS = (
 PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 
 
-class Waterbirds(ClassificationDataset):
+class Waterbirds(BenchmarkDataset):
     """Waterbirds (CUB birds pasted on Places backgrounds) with its four groups."""
 
     name = "waterbirds"
@@ -44,18 +46,9 @@ class Waterbirds(ClassificationDataset):
         "waterbird_complete95_forest2water2/metadata.csv (columns img_filename, y, split, place) "
         "+ the image paths it lists"
     )
+    markers = ("metadata.csv",)
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("metadata.csv",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         path = self.root / "metadata.csv"
         rows = read_csv_rows(path, ("img_filename", "y", "split", "place"), self.name, self.layout)
         paths, labels, groups = [], [], []
@@ -73,19 +66,16 @@ class Waterbirds(ClassificationDataset):
                 groups.append(2 * y + place)
         if not paths:
             raise StarftError(f"{self.name}: '{path}' lists no images of split '{split}'")
-        super().__init__(
-            classnames=packaged_classnames("waterbirds"),
-            labels=labels,
-            templates=templates,
-            groups=groups,
-            group_names=list(WATERBIRDS_GROUPS),
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": packaged_classnames("waterbirds"),
+            "labels": labels,
+            "groups": groups,
+            "group_names": list(WATERBIRDS_GROUPS),
+            "image_paths": paths,
+        }
 
 
-class PACS(ClassificationDataset):
+class PACS(BenchmarkDataset):
     """PACS: 7 classes in 4 domains (art painting, cartoon, photo, sketch); groups = domains."""
 
     name = "pacs"
@@ -93,6 +83,7 @@ class PACS(ClassificationDataset):
     splits = ("test",)
     group_modes = ("domain", "class_domain")
     layout = "PACS/{art_painting,cartoon,photo,sketch}/<class>/<image> (DomainBed layout)"
+    markers = ("art_painting", "cartoon")
 
     def __init__(
         self,
@@ -105,22 +96,23 @@ class PACS(ClassificationDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
-        if group_by not in self.group_modes:
-            raise StarftError(
-                f"{self.name}: group_by must be one of {', '.join(self.group_modes)}, "
-                f"got '{group_by}'"
-            )
+        check_split(self.name, split, self.splits)  # a bad split is reported first
+        check_group_by(self.name, group_by, self.group_modes)
         unknown = [d for d in domains if d not in PACS_DOMAINS]
         if unknown or not domains:
             raise StarftError(
                 f"{self.name}: unknown domain '{unknown[0] if unknown else ''}' "
                 f"(domains: {', '.join(PACS_DOMAINS)})"
             )
-        self.root = locate(root, self.name, self.folders, ("art_painting", "cartoon"), self.layout)
+        self.domains, self.group_by = domains, group_by
+        super().__init__(
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
+        )
+
+    def _read(self, split: str) -> dict[str, Any]:
         classnames = packaged_classnames("pacs")
         paths, labels, domain_ids = [], [], []
-        for domain in domains:
+        for domain in self.domains:
             folder = require(self.root / domain, self.name, self.layout, f"domain '{domain}'")
             for class_name in class_dirs(folder):
                 if class_name not in classnames:
@@ -134,17 +126,14 @@ class PACS(ClassificationDataset):
                 domain_ids.extend([PACS_DOMAINS.index(domain)] * len(files))
         if not paths:
             raise StarftError(f"{self.name}: no images under '{self.root}' ({self.layout})")
-        if group_by == "domain":
+        if self.group_by == "domain":
             groups, group_names = domain_ids, list(PACS_DOMAINS)
         else:
             groups, group_names = cross_groups(labels, domain_ids, classnames, PACS_DOMAINS)
-        super().__init__(
-            classnames=classnames,
-            labels=labels,
-            templates=templates,
-            groups=groups,
-            group_names=group_names,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": classnames,
+            "labels": labels,
+            "groups": groups,
+            "group_names": group_names,
+            "image_paths": paths,
+        }

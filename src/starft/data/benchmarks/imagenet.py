@@ -15,9 +15,11 @@ ImageNet mirror ships, so the folders are scanned directly with torchvision's sc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from starft.data.base import ClassificationDataset, Transform
+from starft.data.base import Transform
 from starft.data.benchmarks.common import (
+    BenchmarkDataset,
     check_split,
     class_dirs,
     imagenet_classnames,
@@ -56,28 +58,17 @@ def _wnid_folders(folder: Path, name: str, layout: str) -> dict[str, int]:
     return mapping
 
 
-class _ImageNetSpace(ClassificationDataset):
+class _ImageNetSpace(BenchmarkDataset):
     """Images labelled with all 1000 ImageNet classes (ImageNet, V2, Sketch)."""
 
     label_space = IMAGENET
     projection = None
+    default_templates = IMAGENET_TEMPLATES
 
-    def _finish(
-        self,
-        image_paths: list[str],
-        labels: list[int],
-        templates: TemplateSpec | None,
-        transform: Transform | None,
-        on_bad_image: str,
-    ) -> None:
-        super().__init__(
-            classnames=imagenet_classnames(),
-            labels=labels,
-            templates=IMAGENET_TEMPLATES if templates is None else templates,
-            image_paths=image_paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+    def _labelled(self, folder: Path, mapping: dict[str, int]) -> dict[str, Any]:
+        """``folder/<class folder>/<image>`` labelled by ``mapping``, in the 1000-class space."""
+        paths, labels = scan_images(folder, mapping, self.name, self.layout)
+        return {"classnames": imagenet_classnames(), "labels": labels, "image_paths": paths}
 
 
 class ImageNet(_ImageNetSpace):
@@ -87,6 +78,7 @@ class ImageNet(_ImageNetSpace):
     folders = ("imagenet", "ILSVRC2012", "imagenet-1k")
     splits = ("train", "val")
     layout = "imagenet/{train,val}/<wnid>/<image>.JPEG (val sorted into wnid folders too)"
+    markers = splits
 
     def __init__(
         self,
@@ -97,12 +89,14 @@ class ImageNet(_ImageNetSpace):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, self.splits, self.layout)
+        """Only the default split differs from :class:`BenchmarkDataset`'s (``val``)."""
+        super().__init__(
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
+        )
+
+    def _read(self, split: str) -> dict[str, Any]:
         folder = require(self.root / split, self.name, self.layout, f"split '{split}'")
-        mapping = _wnid_folders(folder, self.name, self.layout)
-        paths, labels = scan_images(folder, mapping, self.name, self.layout)
-        self._finish(paths, labels, templates, transform, on_bad_image)
+        return self._labelled(folder, _wnid_folders(folder, self.name, self.layout))
 
 
 class ImageNetSketch(_ImageNetSpace):
@@ -110,23 +104,14 @@ class ImageNetSketch(_ImageNetSpace):
 
     name = "imagenet_sketch"
     folders = ("sketch", "imagenet-sketch", "ImageNet-Sketch")
-    splits = ("test",)
     layout = "sketch/<wnid>/<image>.JPEG (ImageNet-Sketch.zip extracted)"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, imagenet_wnids(), self.layout)
-        mapping = _wnid_folders(self.root, self.name, self.layout)
-        paths, labels = scan_images(self.root, mapping, self.name, self.layout)
-        self._finish(paths, labels, templates, transform, on_bad_image)
+    def _locate(self, root: str | Path) -> Path:
+        """Any ImageNet wnid folder marks the dataset folder (as for IN-R and IN-A)."""
+        return locate(root, self.name, self.folders, imagenet_wnids(), self.layout)
+
+    def _read(self, split: str) -> dict[str, Any]:
+        return self._labelled(self.root, _wnid_folders(self.root, self.name, self.layout))
 
 
 class ImageNetV2(_ImageNetSpace):
@@ -134,8 +119,8 @@ class ImageNetV2(_ImageNetSpace):
 
     name = "imagenet_v2"
     folders = tuple(V2_VARIANTS.values())
-    splits = ("test",)
     layout = "imagenetv2-matched-frequency-format-val/<class index 0..999>/<image>.jpeg"
+    markers = tuple(str(i) for i in range(1000))
 
     def __init__(
         self,
@@ -147,13 +132,22 @@ class ImageNetV2(_ImageNetSpace):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
+        check_split(self.name, split, self.splits)  # a bad split is reported first
         if variant not in V2_VARIANTS:
             raise StarftError(
                 f"{self.name}: unknown variant '{variant}' (variants: {', '.join(V2_VARIANTS)})"
             )
-        markers = [str(i) for i in range(1000)]
-        self.root = locate(root, self.name, (V2_VARIANTS[variant],), markers, self.layout)
+        self.variant = variant
+        super().__init__(
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
+        )
+
+    def _locate(self, root: str | Path) -> Path:
+        """Only the chosen variant's folder, not any of the three."""
+        folders = (V2_VARIANTS[self.variant],)
+        return locate(root, self.name, folders, self.markers, self.layout)
+
+    def _read(self, split: str) -> dict[str, Any]:
         mapping = {}
         for folder in class_dirs(self.root):
             if not (folder.isdigit() and int(folder) < 1000):
@@ -162,30 +156,19 @@ class ImageNetV2(_ImageNetSpace):
                     f"0..999 (expected layout: {self.layout})"
                 )
             mapping[folder] = int(folder)
-        paths, labels = scan_images(self.root, mapping, self.name, self.layout)
-        self._finish(paths, labels, templates, transform, on_bad_image)
+        return self._labelled(self.root, mapping)
 
 
-class _ImageNetSubset(ClassificationDataset):
+class _ImageNetSubset(BenchmarkDataset):
     """A 200-class ImageNet subset (IN-R, IN-A); the classes are the wnid folders present."""
 
-    name = ""
-    folders: tuple[str, ...] = ()
-    layout = ""
-    splits = ("test",)
     label_space = None
+    default_templates = IMAGENET_TEMPLATES
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, imagenet_wnids(), self.layout)
+    def _locate(self, root: str | Path) -> Path:
+        return locate(root, self.name, self.folders, imagenet_wnids(), self.layout)
+
+    def _read(self, split: str) -> dict[str, Any]:
         mapping = _wnid_folders(self.root, self.name, self.layout)
         wnids = sorted(mapping, key=mapping.__getitem__)  # ImageNet index order (= wnid order)
         self.imagenet_indices = [mapping[wnid] for wnid in wnids]
@@ -194,14 +177,11 @@ class _ImageNetSubset(ClassificationDataset):
         )
         names = imagenet_classnames()
         self.projection = make_projection(IMAGENET, names, [[i] for i in self.imagenet_indices])
-        super().__init__(
-            classnames=[names[i] for i in self.imagenet_indices],
-            labels=labels,
-            templates=IMAGENET_TEMPLATES if templates is None else templates,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": [names[i] for i in self.imagenet_indices],
+            "labels": labels,
+            "image_paths": paths,
+        }
 
 
 class ImageNetR(_ImageNetSubset):

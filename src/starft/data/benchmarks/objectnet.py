@@ -12,15 +12,16 @@ model's transform; ``crop_border`` controls it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-from starft.data.base import ClassificationDataset, Transform
+from starft.data.base import Transform
 from starft.data.benchmarks.common import (
+    BenchmarkDataset,
     check_split,
     imagenet_classnames,
     is_image,
-    locate,
     require,
 )
 from starft.data.benchmarks.imagenet import IMAGENET_TEMPLATES
@@ -32,7 +33,7 @@ from starft.errors import StarftError
 _RESOURCE = "benchmarks/objectnet.json"
 
 
-class ObjectNet(ClassificationDataset):
+class ObjectNet(BenchmarkDataset):
     """ObjectNet 1.0 test images of the 113 ImageNet-overlapping classes."""
 
     name = "objectnet"
@@ -40,6 +41,8 @@ class ObjectNet(ClassificationDataset):
     splits = ("test",)
     layout = "objectnet-1.0/images/<class folder>/<image>.png (objectnet-1.0.zip extracted)"
     label_space = None
+    markers = ("images",)
+    default_templates = IMAGENET_TEMPLATES
 
     def __init__(
         self,
@@ -51,11 +54,15 @@ class ObjectNet(ClassificationDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
+        check_split(self.name, split, self.splits)  # a bad split is reported first
         if crop_border < 0:
             raise StarftError(f"{self.name}: crop_border must be >= 0, got {crop_border}")
         self.crop_border = int(crop_border)
-        self.root = locate(root, self.name, self.folders, ("images",), self.layout)
+        super().__init__(
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
+        )
+
+    def _read(self, split: str) -> dict[str, Any]:
         images = require(self.root / "images", self.name, self.layout)
         classes = read_json_resource(_RESOURCE)["classes"]
         folders = sorted(classes)
@@ -74,14 +81,11 @@ class ObjectNet(ClassificationDataset):
         self.projection = make_projection(
             IMAGENET, imagenet_classnames(), [classes[f]["imagenet"] for f in folders]
         )
-        super().__init__(
-            classnames=[classes[f]["name"].lower() for f in folders],
-            labels=labels,
-            templates=IMAGENET_TEMPLATES if templates is None else templates,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": [classes[f]["name"].lower() for f in folders],
+            "labels": labels,
+            "image_paths": paths,
+        }
 
     def read_image(self, index: int) -> Image.Image:
         image = super().read_image(index)

@@ -19,13 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from starft.data.base import ClassificationDataset, Transform
+from starft.data.base import Transform
 from starft.data.benchmarks.common import (
     ArrayDataset,
-    check_split,
+    BenchmarkDataset,
     class_dirs,
     is_image,
-    locate,
     packaged_classnames,
     require,
 )
@@ -56,7 +55,7 @@ def _mat_field(mat: dict[str, Any], key: str, path: Path, name: str) -> np.ndarr
     return np.atleast_1d(mat[key])
 
 
-class Caltech101(ClassificationDataset):
+class Caltech101(BenchmarkDataset):
     """Caltech101 from ``101_ObjectCategories`` (all images, or CoOp's train/val/test split)."""
 
     name = "caltech101"
@@ -66,6 +65,8 @@ class Caltech101(ClassificationDataset):
         "caltech101/101_ObjectCategories/<category>/image_NNNN.jpg "
         f"(+ caltech101/{COOP_CALTECH_SPLIT} for train/val/test)"
     )
+    markers = ("101_ObjectCategories",)
+    default_templates = "caltech101"
 
     def __init__(
         self,
@@ -77,21 +78,18 @@ class Caltech101(ClassificationDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
     ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("101_ObjectCategories",), self.layout)
+        self.include_background = include_background
+        super().__init__(
+            root, split, transform=transform, templates=templates, on_bad_image=on_bad_image
+        )
+
+    def _read(self, split: str) -> dict[str, Any]:
         images = require(self.root / "101_ObjectCategories", self.name, self.layout)
         if split == "all":
-            classnames, paths, labels = self._scan(images, include_background)
+            classnames, paths, labels = self._scan(images, self.include_background)
         else:
             classnames, paths, labels = self._coop_split(images, split)
-        super().__init__(
-            classnames=classnames,
-            labels=labels,
-            templates="caltech101" if templates is None else templates,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {"classnames": classnames, "labels": labels, "image_paths": paths}
 
     def _scan(self, images: Path, background: bool) -> tuple[list[str], list[str], list[int]]:
         known = packaged_classnames("caltech101")
@@ -130,25 +128,17 @@ class Caltech101(ClassificationDataset):
         return classnames, [str(images / p) for p, _, _ in rows], [label for _, label, _ in rows]
 
 
-class STL10(ArrayDataset):
+class STL10(BenchmarkDataset, ArrayDataset):
     """STL-10 labelled train (5k) or test (8k) images, 96x96, from the binary release."""
 
     name = "stl10"
     folders = ("stl10_binary",)
     splits = ("train", "test")
     layout = "stl10_binary/{train,test}_X.bin + {train,test}_y.bin (binary version)"
+    markers = ("test_X.bin",)
+    default_templates = "stl10"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("test_X.bin",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         x_path = require(self.root / f"{split}_X.bin", self.name, self.layout)
         y_path = require(self.root / f"{split}_y.bin", self.name, self.layout)
         pixels = np.memmap(x_path, dtype=np.uint8, mode="r")  # read per sample, not 200 MB up front
@@ -160,17 +150,14 @@ class STL10(ArrayDataset):
             )
         # Stored column-major per channel: [N, C, W, H] -> [N, H, W, C].
         images = pixels.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
-        super().__init__(
-            images,
-            labels.tolist(),
-            classnames=packaged_classnames("stl10"),
-            templates="stl10" if templates is None else templates,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "images": images,
+            "labels": labels.tolist(),
+            "classnames": packaged_classnames("stl10"),
+        }
 
 
-class StanfordCars(ClassificationDataset):
+class StanfordCars(BenchmarkDataset):
     """Stanford Cars (196 classes) in torchvision's devkit layout."""
 
     name = "stanford_cars"
@@ -180,18 +167,10 @@ class StanfordCars(ClassificationDataset):
         "stanford_cars/{devkit/{cars_meta.mat,cars_train_annos.mat},cars_train/,"
         "cars_test_annos_withlabels.mat,cars_test/}"
     )
+    markers = ("devkit",)
+    default_templates = "cars"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("devkit",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         devkit = self.root / "devkit"
         meta_path = devkit / "cars_meta.mat"
         classnames = [
@@ -215,35 +194,20 @@ class StanfordCars(ClassificationDataset):
             raise StarftError(
                 f"{self.name}: '{annos_path}' annotations need 'fname' and 'class' fields ({error})"
             ) from None
-        super().__init__(
-            classnames=classnames,
-            labels=labels,
-            templates="cars" if templates is None else templates,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {"classnames": classnames, "labels": labels, "image_paths": paths}
 
 
-class Flowers102(ClassificationDataset):
+class Flowers102(BenchmarkDataset):
     """Oxford Flowers102 train/val/test from ``imagelabels.mat`` and ``setid.mat``."""
 
     name = "flowers102"
     folders = ("flowers-102", "flowers102")
     splits = ("train", "val", "test")
     layout = "flowers-102/{jpg/image_NNNNN.jpg,imagelabels.mat,setid.mat}"
+    markers = ("setid.mat",)
+    default_templates = "flowers"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("setid.mat",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         setid_path, labels_path = self.root / "setid.mat", self.root / "imagelabels.mat"
         ids = _mat_field(
             _loadmat(setid_path, self.name, self.layout),
@@ -260,11 +224,8 @@ class Flowers102(ClassificationDataset):
                 f"{self.name}: '{setid_path}' lists image id {bad[0]} but '{labels_path}' has "
                 f"labels for ids 1..{len(all_labels)}"
             )
-        super().__init__(
-            classnames=packaged_classnames("flowers102"),
-            labels=[int(all_labels[int(i) - 1]) - 1 for i in ids],  # 1-based ids and labels
-            templates="flowers" if templates is None else templates,
-            image_paths=[str(self.root / "jpg" / f"image_{int(i):05d}.jpg") for i in ids],
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": packaged_classnames("flowers102"),
+            "labels": [int(all_labels[int(i) - 1]) - 1 for i in ids],  # 1-based ids and labels
+            "image_paths": [str(self.root / "jpg" / f"image_{int(i):05d}.jpg") for i in ids],
+        }

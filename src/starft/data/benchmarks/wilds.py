@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from starft.data.base import ClassificationDataset, Transform
 from starft.data.benchmarks.common import (
-    check_split,
-    locate,
+    BenchmarkDataset,
     packaged_classnames,
     read_csv_rows,
 )
-from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
 FMOW_REGIONS = ("Africa", "Americas", "Asia", "Europe", "Oceania", "Other")
@@ -37,7 +35,7 @@ def _int(text: str, path: Path, row: int, column: str, name: str) -> int:
     return int(text)
 
 
-class IWildCam(ClassificationDataset):
+class IWildCam(BenchmarkDataset):
     """WILDS iWildCam2020 camera-trap images (182 classes)."""
 
     name = "iwildcam"
@@ -46,18 +44,10 @@ class IWildCam(ClassificationDataset):
     layout = (
         "iwildcam_v2.0/metadata.csv (columns split, filename, y) + iwildcam_v2.0/train/<filename>"
     )
+    markers = ("metadata.csv",)
+    default_templates = "iwildcam"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("metadata.csv",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         path = self.root / "metadata.csv"
         rows = read_csv_rows(path, ("split", "filename", "y"), self.name, self.layout)
         classnames = packaged_classnames("iwildcam")
@@ -74,14 +64,7 @@ class IWildCam(ClassificationDataset):
                 labels.append(label)
         if not paths:
             raise StarftError(f"{self.name}: '{path}' has no rows of split '{split}'")
-        super().__init__(
-            classnames=classnames,
-            labels=labels,
-            templates="iwildcam" if templates is None else templates,
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {"classnames": classnames, "labels": labels, "image_paths": paths}
 
 
 def _year(text: str, path: Path, row: int, name: str) -> int:
@@ -108,7 +91,7 @@ def fmow_split(split_column: str, year: int) -> str | None:
     return {"train": "train", "val": "id_val", "test": "id_test"}.get(split_column)
 
 
-class FMoW(ClassificationDataset):
+class FMoW(BenchmarkDataset):
     """WILDS Functional Map of the World satellite images (62 classes), groups = regions."""
 
     name = "fmow"
@@ -118,18 +101,10 @@ class FMoW(ClassificationDataset):
         "fmow_v1.1/{rgb_metadata.csv (split, category, country_code, timestamp), "
         "country_code_mapping.csv (alpha-3, region), images/rgb_img_<row>.png}"
     )
+    markers = ("rgb_metadata.csv",)
+    default_templates = "fmow"
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "test",
-        *,
-        transform: Transform | None = None,
-        templates: TemplateSpec | None = None,
-        on_bad_image: str = "error",
-    ) -> None:
-        check_split(self.name, split, self.splits)
-        self.root = locate(root, self.name, self.folders, ("rgb_metadata.csv",), self.layout)
+    def _read(self, split: str) -> dict[str, Any]:
         path = self.root / "rgb_metadata.csv"
         columns = ("split", "category", "country_code", "timestamp")
         rows = read_csv_rows(path, columns, self.name, self.layout)
@@ -159,13 +134,10 @@ class FMoW(ClassificationDataset):
             groups.append(FMOW_REGIONS.index(region) if region in FMOW_REGIONS else 5)
         if not paths:
             raise StarftError(f"{self.name}: '{path}' has no rows of split '{split}'")
-        super().__init__(
-            classnames=classnames,
-            labels=labels,
-            templates="fmow" if templates is None else templates,
-            groups=groups,
-            group_names=list(FMOW_REGIONS),
-            image_paths=paths,
-            transform=transform,
-            on_bad_image=on_bad_image,
-        )
+        return {
+            "classnames": classnames,
+            "labels": labels,
+            "groups": groups,
+            "group_names": list(FMOW_REGIONS),
+            "image_paths": paths,
+        }
