@@ -25,8 +25,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
 demo: $(STAMP)
-	$(VENV)/bin/starft train --config configs/demo.yaml
-	$(VENV)/bin/starft eval --model runs/demo --dataset synthetic num_classes=8 num_samples=512 seed=2 --out runs/demo/results
+	$(VENV)/bin/starft demo --out runs/demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
