@@ -62,6 +62,11 @@ MODELS.add(
     ModelSpec("starft-sandbox-rn"),
     "the sandbox CLIP architecture, randomly initialised (64 px ModifiedResNet, width 32)",
 )
+MODELS.add(
+    "sandbox-clip",
+    ModelSpec("starft-sandbox-rn", "sandbox/sandbox_clip.safetensors"),
+    "the sandbox CLIP pretrained by `starft sandbox pretrain` (shipped; the demo's default)",
+)
 
 _registered_configs = False
 

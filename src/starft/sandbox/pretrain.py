@@ -56,6 +56,7 @@ def export_fp16(model: ClipModel, path: str | Path) -> Path:
     os.close(fd)
     try:
         save_file(state, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; this file is meant to be shipped
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
