@@ -194,14 +194,15 @@ def test_findings_report_a_consistent_gain_and_hedge_a_single_seed():
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end_with_the_pretrained_model(tmp_path, capsys):
-    if "sandbox-clip" not in MODELS:
-        pytest.skip("the pretrained sandbox-clip checkpoint is not registered")
     out, summary = tmp_path / "demo", tmp_path / "summary.json"
     assert main(["demo", "--quick", "--out", str(out), "--json", str(summary)]) == 0
     data = json.loads(summary.read_text(encoding="utf-8"))
     assert set(data["methods"]) == set(METHODS)
-    # The pretrained model must be far above chance (0.1) on the shape task before fine-tuning,
-    # and fine-tuning on the shape task must raise ID accuracy further.
-    assert data["methods"]["zeroshot"]["id_acc"] > 0.3
-    assert data["methods"]["flyp"]["id_acc"] > data["methods"]["zeroshot"]["id_acc"]
+    # The pretrained model knows the shapes (chance is 0.1), and fine-tuning on the biased task
+    # keeps ID accuracy high while the scene shortcut costs accuracy on the minority groups.
+    methods = data["methods"]
+    assert methods["zeroshot"]["id_acc"] > 0.9
+    for method in ("ft", "flyp", "starft"):
+        assert methods[method]["id_acc"] > 0.9
+        assert methods[method]["minority_group_acc"] < methods["zeroshot"]["minority_group_acc"]
     assert (out / "report.md").is_file() and "report:" in capsys.readouterr().out
