@@ -19,7 +19,17 @@ if TYPE_CHECKING:
     from starft.demo.runner import DemoResult, RunRecord
 
 # Display names for the table, report and plots.
-METHOD_LABELS = {ZEROSHOT: "zero-shot", "ft": "FT (CE)", "flyp": "FLYP", "starft": "StarFT"}
+METHOD_LABELS = {
+    ZEROSHOT: "zero-shot",
+    "ft": "FT (CE)",
+    "lp": "LP",
+    "lpft": "LP-FT",
+    "flyp": "FLYP",
+    "starft": "StarFT",
+    "carft": "CAR-FT",
+    "carot": "CaRot",
+    "lipsum": "Lipsum-FT",
+}
 METRIC_LABELS = {
     "id_acc": "ID acc",
     "worst_group_acc": "worst-group",
