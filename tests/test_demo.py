@@ -192,7 +192,6 @@ def test_findings_report_a_consistent_gain_and_hedge_a_single_seed():
     assert "beats" not in single
 
 
-@pytest.mark.slow
 def test_quick_demo_end_to_end_with_the_pretrained_model(tmp_path, capsys):
     out, summary = tmp_path / "demo", tmp_path / "summary.json"
     assert main(["demo", "--quick", "--out", str(out), "--json", str(summary)]) == 0
