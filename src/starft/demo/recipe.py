@@ -208,12 +208,12 @@ def _load_with_base(path: Path, where: str, depth: int = 0) -> dict[str, Any]:
         raise StarftError(f"demo recipe {where}: 'extends' nests too deep (a cycle?)")
     if not isinstance(base, str) or not base:
         raise StarftError(f"demo recipe {where}: 'extends' must name a recipe")
-    packaged = recipe_path().parent / f"{base}.yaml"
-    base_path = packaged if base in list_recipes() else path.parent / base
+    known = list_recipes()
+    base_path = recipe_path().parent / f"{base}.yaml" if base in known else path.parent / base
     if not base_path.is_file():
         raise StarftError(
             f"demo recipe {where}: 'extends: {base}' is neither a packaged recipe "
-            f"({', '.join(list_recipes())}) nor a file next to it"
+            f"({', '.join(known)}) nor a file next to it"
         )
     return deep_merge(_load_with_base(base_path, str(base_path), depth + 1), data)
 
@@ -238,12 +238,11 @@ def resolve_recipe(path: str | Path | None) -> Path:
         return recipe_path()
     if Path(path).is_file():
         return Path(path)
-    packaged = recipe_path().parent / f"{path}.yaml"
-    if str(path) in list_recipes() and packaged.is_file():
+    packaged, known = recipe_path().parent / f"{path}.yaml", list_recipes()
+    if str(path) in known and packaged.is_file():
         return packaged
     raise StarftError(
-        f"demo recipe '{path}' is neither a file nor a packaged recipe "
-        f"({', '.join(list_recipes())})"
+        f"demo recipe '{path}' is neither a file nor a packaged recipe ({', '.join(known)})"
     )
 
 
