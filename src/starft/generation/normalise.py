@@ -14,6 +14,7 @@ from collections.abc import Iterable
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "´": "'", "`": "'"})
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 _TRAILING = ".!?;:,\"' "
+_ARTICLES = frozenset({"a", "an", "the"})
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Bracketed placeholders ("[class]", "<object>") mean the model wrote its own slot for the caption.
 BAD_CHARACTERS = frozenset("[]<>")
@@ -42,8 +43,12 @@ def normalise_concept(text: str) -> str:
 
 
 def descriptor_words(descriptor: str) -> frozenset[str]:
-    """The words a descriptor adds to a caption (its slot removed)."""
-    return frozenset(_WORD.findall(descriptor.replace("{}", " ")))
+    """The words a descriptor adds to a caption (its slot and articles removed).
+
+    Articles go because in phrases of three or four words they would dominate the overlap:
+    "on a sandy beach" and "on the sandy beach" are the same descriptor.
+    """
+    return frozenset(_WORD.findall(descriptor.replace("{}", " "))) - _ARTICLES
 
 
 def token_overlap(a: frozenset[str], b: frozenset[str]) -> float:

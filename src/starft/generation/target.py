@@ -1,8 +1,8 @@
 """Checks that need the model a pool is generated for: caption length and text embeddings.
 
 A descriptor must fit the target model's text context once it is formatted with the longest clean
-caption of the task, or training would silently truncate it; two descriptors whose captions the
-target model embeds almost identically add nothing but weight to one spurious feature.
+caption of the task, or training would silently truncate it; two descriptors that move a caption's
+embedding in almost the same direction add nothing but weight to one spurious feature.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from starft.data.pools import spurious_caption
@@ -57,8 +58,15 @@ class TargetText:
 
     @torch.inference_mode()
     def embed(self, descriptors: Sequence[str], batch_size: int = 256) -> Tensor:
-        """Normalised text embeddings of the descriptors formatted with a neutral caption."""
-        captions = [spurious_caption(d, self.neutral_caption) for d in descriptors]
+        """What each descriptor adds to a caption, in the target model's text space.
+
+        The normalised difference between the embedding of a neutral caption with the descriptor
+        and that of the caption alone: the shared caption would otherwise dominate every
+        embedding and make all descriptors look alike.
+        """
+        captions = [self.neutral_caption] + [
+            spurious_caption(d, self.neutral_caption) for d in descriptors
+        ]
         device = next(self.model.parameters()).device
         chunks = [
             self.model.encode_text(
@@ -66,4 +74,5 @@ class TargetText:
             ).float()
             for i in range(0, len(captions), batch_size)
         ]
-        return torch.cat(chunks) if chunks else torch.empty(0, self.model.embed_dim)
+        embeddings = torch.cat(chunks)
+        return F.normalize(embeddings[1:] - embeddings[:1], dim=-1)
