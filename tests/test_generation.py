@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from _fake_lm import FakeClient
 
+from _fake_lm import FakeClient
 from starft.data import load_pool
 from starft.data.concept_bank import load_concept_bank
 from starft.errors import StarftError
@@ -153,7 +153,7 @@ def test_cache_keys_on_every_setting_and_replay_errors_on_a_miss(tmp_path):
     replay = open_client("replay", "m", cache_path)
     assert replay.backend == "openai"  # keys are those of the recording backend
     assert replay.complete(messages, temperature=0.0, max_tokens=10, seed=0).startswith("With")
-    with pytest.raises(StarftError, match="replay: no cached answer .* sample 0"):
+    with pytest.raises(StarftError, match=r"replay: no cached answer .* sample 0"):
         replay.complete(messages, temperature=0.0, max_tokens=10, seed=7)
     with pytest.raises(StarftError, match="needs an existing answer cache"):
         open_client("replay", "m", tmp_path / "none.jsonl")
@@ -187,7 +187,7 @@ def test_an_answer_without_usable_descriptors_is_one_line_and_writes_nothing(tmp
         def complete(self, messages, *, temperature, max_tokens, seed):
             return "{} and {}\n[object] here"
 
-    with pytest.raises(StarftError, match="concept 'background': .* no usable descriptor"):
+    with pytest.raises(StarftError, match=r"concept 'background': .* no usable descriptor"):
         generate_pool(Refuses(), concepts=["background"])
 
 

@@ -69,6 +69,13 @@ class TransformersChatClient:
         import torch
 
         input_ids = self._prompt_ids(messages).to(self.device)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and input_ids.shape[1] + int(max_tokens) > int(limit):
+            raise StarftError(
+                f"the prompt ({input_ids.shape[1]} tokens) plus max_tokens {max_tokens} exceed "
+                f"the context of '{self.model.config.name_or_path}' ({limit} tokens): lower "
+                "--max-tokens or --max-rounds"
+            )
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id
