@@ -23,6 +23,9 @@ DESCRIPTORS = {
          "- in the sky above the clouds"],
         ["- In front of a brick wall"],
     ],
+    "resolution": [
+        ["In low resolution", "Pixelated", "Out of focus", "In high definition"],
+    ],
     "texture": [
         ["With a striped texture", "With a dotted pattern", "With a wavy texture", "{} on {}"],
         ["with a checkered pattern", "with a rough surface"],

@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="print a pool file's provenance and descriptors")
     show.add_argument("file", metavar="FILE")
     show.add_argument("--counts-only", action="store_true", help="do not list the descriptors")
+    show.add_argument(
+        "--dropped", action="store_true", help="list what each filter removed, and why"
+    )
     show.set_defaults(run=run_show)
 
     val = actions.add_parser(
@@ -118,7 +121,7 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from starft.generation import describe_pool
 
-    print(describe_pool(args.file, show_descriptors=not args.counts_only))
+    print(describe_pool(args.file, show_descriptors=not args.counts_only, dropped=args.dropped))
     return 0
 
 

@@ -57,9 +57,11 @@ def validate_pool_file(
                 problems.append(
                     f"{where} is not normalised (expected {normalise_descriptor(text)!r})"
                 )
-            if text in seen:
-                problems.append(f"{where} repeats an entry of '{seen[text]}'")
-            seen.setdefault(text, concept)
+            # Compared in normal form: "{} On the beach" and "{} on the beach." are one entry.
+            canonical = normalise_descriptor(text)
+            if canonical in seen:
+                problems.append(f"{where} repeats an entry of '{seen[canonical]}'")
+            seen.setdefault(canonical, concept)
             match = pattern.search(text.replace("{}", " ")) if pattern else None
             if match is not None:
                 problems.append(f"{where} names '{match.group(0)}'")
@@ -83,8 +85,9 @@ def validate_pool_file(
     return problems
 
 
-def describe_pool(path: str | Path, show_descriptors: bool = True) -> str:
-    """A human-readable summary: provenance, counts per filter, descriptors per concept."""
+def describe_pool(path: str | Path, show_descriptors: bool = True, dropped: bool = False) -> str:
+    """A human-readable summary: provenance, counts per filter, descriptors per concept (and
+    with ``dropped`` every generated item a filter removed, with the reason)."""
     pools, info = read_pool_file(path)
     lines = [f"pool file: {path}"]
     if info is None:
@@ -113,6 +116,12 @@ def describe_pool(path: str | Path, show_descriptors: bool = True) -> str:
                 note = f"  (skipped: {step['skipped']})" if step.get("skipped") else ""
                 name, before, after = step.get("filter", "?"), step.get("before"), step.get("after")
                 lines.append(f"  {name:<22}{before} -> {after}{note}")
+        if dropped:
+            for item in info.get("dropped", []):
+                lines.append(
+                    f"  dropped [{item.get('concept')}] {item.get('text')!r}: "
+                    f"{item.get('filter')}, {item.get('reason')}"
+                )
     total = sum(len(v) for v in pools.values())
     lines.append(f"{total} descriptors in {len(pools)} concept(s)")
     for concept, items in pools.items():
