@@ -135,3 +135,15 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+if __name__ == "__main__":  # `python tests/_fake_lm.py 8080`: the scripted model for docs/pools.md
+    import sys
+
+    server = FakeServer()
+    server.httpd.server_close()
+    server.httpd = ThreadingHTTPServer(
+        ("127.0.0.1", int(sys.argv[1])), server.httpd.RequestHandlerClass
+    )
+    print(f"scripted chat-completions server on {server.base_url}", flush=True)
+    server.httpd.serve_forever()

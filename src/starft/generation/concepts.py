@@ -161,7 +161,7 @@ def generate_concept_bank(
             "filters": {"forbidden": list(forbidden), "overlap_threshold": overlap_threshold},
             "counts": counts,
             "final": {c: len(v) for c, v in bank.items()},
-            "prompts": prompts.to_json(),
+            "prompts": prompts.to_json("class_concepts", "class_concepts_more"),
         }
     )
     return GeneratedBank(bank, info)

@@ -187,7 +187,9 @@ def generate_pool(
             "counts": result.steps,
             "final": {concept: len(items) for concept, items in result.pool.items()},
             "dropped": result.dropped,
-            "prompts": prompts.to_json(),
+            "prompts": prompts.to_json(
+                *(("concepts",) if concepts is None else ()), "descriptors", "descriptors_more"
+            ),
         }
     )
     return GeneratedPool(result.pool, info)

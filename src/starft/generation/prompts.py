@@ -48,8 +48,10 @@ class PromptSet:
             rendered.append({"role": message["role"], "content": content})
         return rendered
 
-    def to_json(self) -> dict[str, list[Message]]:
-        return {name: [dict(m) for m in messages] for name, messages in self.prompts.items()}
+    def to_json(self, *names: str) -> dict[str, list[Message]]:
+        """The prompts ``names`` (all when none given) as JSON-ready message lists."""
+        chosen = names or tuple(self.prompts)
+        return {name: [dict(m) for m in self.prompts[name]] for name in chosen}
 
 
 def _check(name: str, messages: object, where: str) -> list[Message]:
