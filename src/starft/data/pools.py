@@ -3,7 +3,9 @@
 A descriptor is a format string whose ``{}`` receives a whole class caption without its final
 period: ``"{} surrounded by flowers."`` turns ``"a photo of a tench."`` into ``"a photo of a tench
 surrounded by flowers."``. The released pools (background, texture, resolution) ship as
-``resources/starft_spurious_pools.json``; users can also point at their own JSON file.
+``resources/starft_spurious_pools.json``; users can also point at their own JSON file: a list of
+descriptors, or an object of lists (one per concept) whose ``_``-keys are comments, such as the
+``_provenance`` that ``starft pools generate`` writes.
 """
 
 from __future__ import annotations
