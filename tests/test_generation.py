@@ -127,6 +127,17 @@ def test_generate_pool_two_stages_with_a_plain_client(tmp_path):
     assert validate_pool_file(path, classnames=["circle"]) == []
 
 
+def test_stage_one_keeps_the_first_concepts_without_explanations():
+    class Explains:
+        def complete(self, messages, *, temperature, max_tokens, seed):
+            if "spurious correlations" in messages[-1]["content"]:
+                return "Sure:\n1. Background: the setting\n2. Lighting (time of day)\n3. Pose"
+            return "in fog" if "background" in messages[-1]["content"] else "at dusk"
+
+    generated = generate_pool(Explains(), num_concepts=2, per_concept=1)
+    assert generated.pool == {"background": ["{} in fog."], "lighting": ["{} at dusk."]}
+
+
 def test_growing_a_pool_keeps_every_earlier_answer(tmp_path):
     cache_path = tmp_path / "cache.jsonl"
     small = CachedClient(FakeClient(), AnswerCache(cache_path), "fake", "m")

@@ -35,8 +35,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pool.add_argument(
         "--classes", help="class names (one per line or a JSON list): never in a descriptor"
     )
-    pool.add_argument("--overlap-threshold", type=float, default=0.8, help="word-overlap dedupe")
-    pool.add_argument("--cosine-threshold", type=float, default=0.95, help="embedding dedupe")
+    pool.add_argument(
+        "--overlap-threshold",
+        type=float,
+        default=0.8,
+        help="near-duplicate word overlap (Jaccard; above 1 disables)",
+    )
+    pool.add_argument(
+        "--cosine-threshold",
+        type=float,
+        default=0.95,
+        help="near-duplicate embedding cosine with --target-model (above 1 disables)",
+    )
     _add_target_arguments(pool)
     gen.set_defaults(run=run_generate)
 

@@ -10,6 +10,7 @@ written as a pool file that ``method.pool=FILE.json`` reads: one list per concep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,11 @@ def _check_counts(**counts: int) -> None:
 
 
 def _concept_names(items: Sequence[str], where: str) -> list[str]:
+    """Distinct normalised concept names; an explanation after the name is cut off
+    ("Background: the setting" -> "background")."""
     names = []
     for item in items:
-        name = normalise_concept(item)
+        name = normalise_concept(re.split(r":| - | – | — |\(", item, maxsplit=1)[0])
         if not name:
             continue
         if name.startswith("_"):
