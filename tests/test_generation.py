@@ -132,7 +132,7 @@ def test_stage_one_keeps_the_first_concepts_without_explanations():
         def complete(self, messages, *, temperature, max_tokens, seed):
             if "spurious correlations" in messages[-1]["content"]:
                 return "Sure:\n1. Background: the setting\n2. Lighting (time of day)\n3. Pose"
-            return "in fog" if "background" in messages[-1]["content"] else "at dusk"
+            return "at dusk" if "concept: lighting" in messages[-1]["content"] else "in fog"
 
     generated = generate_pool(Explains(), num_concepts=2, per_concept=1)
     assert generated.pool == {"background": ["{} in fog."], "lighting": ["{} at dusk."]}
