@@ -264,3 +264,23 @@ def test_read_classnames(tmp_path):
 def test_sampling_is_checked():
     with pytest.raises(StarftError, match="temperature"):
         Sampling(temperature=-1)
+
+
+def test_target_model_filters_on_the_sandbox_clip():
+    from starft.generation import TargetText
+    from starft.models import create_model
+
+    target = TargetText(create_model("sandbox-clip"), "a photo of a {}.", ["circle", "diamond"])
+    assert target.context_length == 32
+    assert target.token_counts(["a photo of a circle."]) == [8]  # start, 6 words/marks, end
+    raw = [
+        ("background", "in the snow"),
+        ("background", "on fresh snow"),  # the same scene for this model: cosine > 0.99
+        ("background", "at night"),
+        ("background", "in a " + "very " * 30 + "dark forest"),  # 36 words: over 32 tokens
+    ]
+    result = clean_descriptors(raw, CleanOptions(), target)
+    assert result.pool == {"background": ["{} in the snow.", "{} at night."]}
+    dropped = {d["text"]: d["filter"] for d in result.dropped}
+    assert dropped["{} on fresh snow."] == "embedding_duplicates"
+    assert dropped["{} in a " + "very " * 30 + "dark forest."] == "context"

@@ -81,7 +81,3 @@ def provenance(client: CachedClient, sampling: Sampling, generator: str) -> dict
         "seed": sampling.seed,
     }
     return info
-
-
-def call_counts(client: CachedClient) -> dict[str, int]:
-    return {"answers_from_cache": client.hits, "answers_from_model": client.calls}
