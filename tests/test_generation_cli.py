@@ -17,7 +17,9 @@ from starft.train import fit
 FIXTURES = Path(__file__).parent / "fixtures" / "pools"
 CACHE = FIXTURES / "sandbox_pool.cache.jsonl"
 CLASSES = FIXTURES / "shapes.txt"
-# The arguments the committed cache was recorded with (answers of _fake_lm.fake_answer).
+# The arguments the committed cache was recorded with (answers of _fake_lm.fake_answer). After a
+# change of the packaged prompts, re-record it: run the first test below with its cache path set
+# to CACHE (it checks that the committed file is exactly what the scripted server answers).
 POOL_ARGS = ["--model", "tiny-chat", "--per-concept", "6", "--per-call", "5"]
 
 

@@ -33,7 +33,7 @@ class TargetText:
     def __init__(self, model: ClipModel, template: str, classnames: Sequence[str] = ()) -> None:
         if template.count("{}") != 1:
             raise StarftError(f"template {template!r} must contain exactly one '{{}}'")
-        self.model = model.eval()
+        self.model = model
         self.template = template
         self.context_length = model.context_length
         captions = [template.format(c) for c in classnames] or [template.format(NEUTRAL_CLASS)]
@@ -68,11 +68,16 @@ class TargetText:
             spurious_caption(d, self.neutral_caption) for d in descriptors
         ]
         device = next(self.model.parameters()).device
-        chunks = [
-            self.model.encode_text(
-                self.model.tokenizer(captions[i : i + batch_size]).to(device), normalize=True
-            ).float()
-            for i in range(0, len(captions), batch_size)
-        ]
+        was_training = self.model.training
+        self.model.eval()  # no dropout; the caller's mode is restored below
+        try:
+            chunks = [
+                self.model.encode_text(
+                    self.model.tokenizer(captions[i : i + batch_size]).to(device), normalize=True
+                ).float()
+                for i in range(0, len(captions), batch_size)
+            ]
+        finally:
+            self.model.train(was_training)
         embeddings = torch.cat(chunks)
         return F.normalize(embeddings[1:] - embeddings[:1], dim=-1)
