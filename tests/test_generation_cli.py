@@ -39,6 +39,8 @@ def test_committed_cache_is_what_the_local_server_answers(tmp_path, capsys):
     assert "8 new, 0 cached" in capsys.readouterr().out
     assert cache.is_file()  # default cache: beside --out
     assert _records(cache) == _records(CACHE)
+    info = json.loads((tmp_path / "pool.json").read_text())["_provenance"]
+    assert info["endpoint"] == f"{server.base_url}/chat/completions"
 
 
 def test_replayed_pool_validates_and_trains_starft_on_the_sandbox(tmp_path, capsys):

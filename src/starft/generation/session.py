@@ -75,6 +75,9 @@ def provenance(client: CachedClient, sampling: Sampling, generator: str) -> dict
     }
     if client.replay:
         info["recorded_backend"] = client.backend
+    endpoint = getattr(client.client, "url", None)  # HTTP backends: where the answers came from
+    if isinstance(endpoint, str):
+        info["endpoint"] = endpoint
     info["sampling"] = {
         "temperature": sampling.temperature,
         "max_tokens": sampling.max_tokens,
