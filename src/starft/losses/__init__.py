@@ -8,14 +8,17 @@ from starft.losses.functional import (
     cross_projection_penalty,
     lipsum_energy_loss,
     orthogonality_penalty,
+    region_text_losses,
     self_distillation_loss,
     soft_cross_entropy,
     star_regularization,
 )
+from starft.losses.region import RegionAwareLoss
 from starft.losses.star import StarLoss
 
 __all__ = [
     "ClipLoss",
+    "RegionAwareLoss",
     "SelfDistillationLoss",
     "StarLoss",
     "clip_contrastive_loss",
@@ -23,6 +26,7 @@ __all__ = [
     "cross_projection_penalty",
     "lipsum_energy_loss",
     "orthogonality_penalty",
+    "region_text_losses",
     "self_distillation_loss",
     "soft_cross_entropy",
     "star_regularization",

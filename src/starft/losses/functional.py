@@ -221,3 +221,113 @@ def lipsum_energy_loss(
     texts = text_features.float()
     gap = logit_scale * (image_features.float() - teacher_image_features.float()) @ texts.t()
     return gap.square().sum(dim=-1).mean() / (2 * texts.shape[0])
+
+
+def region_text_losses(
+    region_features: Tensor,
+    text_features: Tensor,
+    labels: Tensor,
+    spurious: Tensor,
+    valid: Tensor | None = None,
+    temperature: float = 0.07,
+    reduction: str = "mean",
+) -> tuple[Tensor, Tensor]:
+    """RaVL's region-aware terms ``(L_R, L_A)`` (region→text and text→region) for one batch.
+
+    ``region_features`` ``[B, M, D]`` are the normalised embeddings of each image's M regions
+    (``valid`` ``[B, M]`` marks real ones, padding is False), ``spurious`` ``[B, M]`` the regions
+    assigned to a discovered spurious cluster, ``text_features`` ``[B, D]`` the normalised class
+    text embedding ``g(t_{y_j})`` of each sample and ``labels`` ``[B]`` the classes. With
+    ``e(r, j) = exp(cos(f(r), g(t_{y_j})) / τ)`` and ``σ(R, j) = max_{r∈R} e(r, j)``:
+
+    * ``L_R = −Σ_i log σ(R_i^r, i) / (Σ_j σ(R_i^r, j) + Σ_{r∈R_B^s} max_j e(r, j))``
+    * ``L_A = −Σ_i log σ(R_i^r, i) / (σ(R_i^r, i) + Σ_{j: y_j≠y_i} σ(R_j^r, i)
+      + Σ_{r∈R_B^s} e(r, i))``
+
+    ``R_i^r`` = the valid non-spurious regions of image i, ``R_B^s`` = every valid spurious region
+    of the batch (only ever a negative), j runs over the batch's samples (a class present twice
+    counts twice, as same-class captions in the CLIP loss). Images without a non-spurious region
+    contribute no row; ``reduction="mean"`` averages over the rows that remain.
+    """
+    return region_text_losses_local(
+        region_features,
+        text_features,
+        labels,
+        spurious,
+        valid,
+        region_features,
+        text_features,
+        labels,
+        spurious,
+        valid,
+        offset=0,
+        temperature=temperature,
+        reduction=reduction,
+    )
+
+
+def region_text_losses_local(
+    region_features: Tensor,
+    text_features: Tensor,
+    labels: Tensor,
+    spurious: Tensor,
+    valid: Tensor | None,
+    all_region_features: Tensor,
+    all_text_features: Tensor,
+    all_labels: Tensor,
+    all_spurious: Tensor,
+    all_valid: Tensor | None,
+    offset: int,
+    temperature: float = 0.07,
+    reduction: str = "mean",
+) -> tuple[Tensor, Tensor]:
+    """:func:`region_text_losses` for the local rows against the global batch (``all_*``).
+
+    Scaled so that the mean over ranks of the local losses equals the single-process loss of the
+    global batch (the mean runs over the global count of rows with a non-spurious region).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if valid is None:
+        valid = torch.ones(region_features.shape[:2], dtype=torch.bool, device=labels.device)
+    if all_valid is None:
+        all_valid = torch.ones(
+            all_region_features.shape[:2], dtype=torch.bool, device=labels.device
+        )
+    neg_inf = float("-inf")
+    keep = valid.bool() & ~spurious.bool()  # R_i^r of the local rows, [b, M]
+    all_keep = all_valid.bool() & ~all_spurious.bool()  # [N, M]
+    all_spur = all_valid.bool() & all_spurious.bool()  # R_B^s, [N, M]
+    regions, all_regions = region_features.float(), all_region_features.float()
+    texts, all_texts = text_features.float(), all_text_features.float()
+    local, total = regions.shape[0], all_regions.shape[0]
+    count = int(all_keep.any(dim=1).sum())  # rows of the global batch that have a loss
+    # Rows without a non-spurious region are dropped *before* any logsumexp, so no row is all -inf
+    # (its softmax gradient would be NaN even when multiplied by zero).
+    rows = keep.any(dim=1).nonzero().squeeze(1)
+    if count == 0 or rows.numel() == 0:
+        zero = regions.sum() * 0.0 + all_regions.sum() * 0.0 + all_texts.sum() * 0.0
+        return zero, zero
+
+    # Kept local regions vs every text of the batch: log σ(R_i^r, j) = max_r cos / τ, [n, N].
+    local_vs_all = torch.einsum("imd,jd->imj", regions[rows], all_texts) / temperature
+    log_sigma = local_vs_all.masked_fill(~keep[rows][:, :, None], neg_inf).amax(dim=1)
+    positive = log_sigma[torch.arange(len(rows), device=rows.device), rows + offset]
+
+    # L_R negatives: every text of the batch, and each spurious region at its best text.
+    spur_best = (all_regions[all_spur] @ all_texts.t() / temperature).amax(dim=-1)  # [S]
+    r_terms = torch.cat([log_sigma, spur_best[None, :].expand(len(rows), -1)], dim=1)
+    loss_r = (torch.logsumexp(r_terms, dim=1) - positive).sum()
+
+    # L_A: the positive, other-class images' non-spurious regions, every spurious region.
+    all_vs_local = torch.einsum("jmd,id->jmi", all_regions, texts[rows]) / temperature  # [N, M, n]
+    other = all_vs_local.masked_fill(~all_keep[:, :, None], neg_inf).amax(dim=1).t()  # [n, N]
+    other = other.masked_fill(all_labels[None, :] == labels[rows][:, None], neg_inf)
+    spur_text = all_vs_local[all_spur].t()  # [n, S]
+    a_terms = torch.cat([positive[:, None], other, spur_text], dim=1)
+    loss_a = (torch.logsumexp(a_terms, dim=1) - positive).sum()
+
+    factor = total / local  # the mean over ranks of the local losses is the global loss
+    if reduction == "mean":
+        factor = factor / count
+    return loss_r * factor, loss_a * factor
