@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -20,6 +21,9 @@ from starft.discovery.regions import check_boxes, crop_image, crop_tensor, grid_
 from starft.discovery.zeroshot import zero_shot_probs
 from starft.errors import StarftError
 from starft.models import ClipModel, build_zeroshot_head
+
+if TYPE_CHECKING:
+    from starft.data.base import ClassificationDataset
 
 CROP_FROM = ("image", "tensor")
 
@@ -84,7 +88,7 @@ def crop_and_encode(
 
 def compute_discovery_inputs(
     model: ClipModel,
-    dataset: object,
+    dataset: ClassificationDataset,
     *,
     grid: int = 2,
     boxes: Tensor | None = None,
