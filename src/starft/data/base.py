@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 import operator
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
 from torch.utils.data import Dataset
 
+from starft.config import OnBadImage
 from starft.data.templates import TemplateSpec, get_templates
 from starft.errors import StarftError
 
 logger = logging.getLogger(__name__)
 
-ON_BAD_IMAGE = ("error", "skip")
+ON_BAD_IMAGE: tuple[str, ...] = typing.get_args(OnBadImage)
 DEFAULT_TEMPLATES = "simple"
 
 Transform = Callable[[Image.Image], Any]

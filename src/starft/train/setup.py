@@ -7,16 +7,17 @@ Everything that can be wrong in a config is caught here, before the first step, 
 from __future__ import annotations
 
 import copy
+import typing
 from typing import Any
 
-from starft.config import TrainConfig
+from starft.config import SelectBy, TrainConfig, resolve_method
 from starft.data import ClassificationDataset, create_dataset, get_templates
 from starft.errors import StarftError
 from starft.methods import Method, Task, create_method
 from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
 
-SELECT_BY = ("top1", "worst_group_acc", "avg_group_acc")
+SELECT_BY: tuple[str, ...] = typing.get_args(SelectBy)
 
 
 def check_config(config: TrainConfig, info: DistInfo) -> None:
@@ -81,6 +82,12 @@ def build_task(config: TrainConfig, dataset: Any) -> Task:
 def build_method(
     config: TrainConfig, model: ClipModel, train_set: ClassificationDataset, info: DistInfo
 ) -> Method:
+    """The method, its section of ``config`` resolved in place first (every default filled in).
+
+    ``load_train_config`` has resolved it already; a config built in Python is resolved here,
+    before the run folder's ``config.yaml`` is written, so both record the same complete section.
+    """
+    resolve_method(config)
     params = {k: v for k, v in config.method.items() if k != "name"}
     return create_method(
         config.method["name"],
