@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from starft.data.label_space import write_training_classes
 from starft.method_configs import MethodConfig
 from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head, save_model
 from starft.utils.distributed import DistInfo
@@ -181,8 +182,15 @@ class Method(nn.Module, abc.ABC):
         return ZeroShotClassifier(self.model, head)
 
     def export(self, out_dir: str | Path) -> Path:
-        """Write the trained model as an open_clip ``local-dir`` folder."""
-        return save_model(self.model, out_dir)
+        """Write the trained model as an open_clip ``local-dir`` folder.
+
+        ``classnames.json`` beside the weights records the training label space, so
+        ``starft eval`` scores a dataset with a subset of those classes over all of them, as
+        the run's own validation did.
+        """
+        out = save_model(self.model, out_dir)
+        write_training_classes(out, self.task.classnames)
+        return out
 
     # -- shared helpers --------------------------------------------------------------------------
     def encode(

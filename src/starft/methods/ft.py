@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from starft.method_configs import FTConfig
 from starft.methods.base import Method, StepInfo, Task
-from starft.models import ClipModel, build_zeroshot_head, save_model
+from starft.models import ClipModel, build_zeroshot_head
 from starft.models.heads import LinearHeadClassifier, save_head
 
 
@@ -72,6 +72,6 @@ class FT(Method):
         return LinearHeadClassifier(self.model, self.head)
 
     def export(self, out_dir: str | Path) -> Path:
-        out = save_model(self.model, out_dir)
+        out = super().export(out_dir)
         save_head(self.head, self.task.classnames, out)
         return out
