@@ -224,3 +224,10 @@ def test_clamp_logit_scale_option(clamp):
     method.after_optimizer_step(StepInfo.at(0))
     value = method.model.logit_scale.item()
     assert value == pytest.approx(math.log(100.0)) if clamp else value > math.log(100.0) + 0.4
+
+
+def test_ls_name_is_only_for_methods_and_datasets(capsys):
+    assert main(["ls", "models", "ViT-B-16"]) == 2
+    assert "`starft ls models` takes no NAME" in capsys.readouterr().err
+    assert main(["ls", "methods", "starftt"]) == 2
+    assert "unknown method 'starftt'" in capsys.readouterr().err

@@ -120,7 +120,7 @@ class ClassificationDataset(Dataset):
         self.transform = transform
         self.on_bad_image = on_bad_image
         if self.image_paths is not None:
-            self._check_files_exist(owner)
+            self._check_files_exist(self.describe())
 
     def _check_files_exist(self, owner: str) -> None:
         """Every listed image file must exist: one stat per file, before any training starts.
@@ -146,6 +146,10 @@ class ClassificationDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def describe(self) -> str:
+        """How error messages name this dataset (its file or folder where it has one)."""
+        return type(self).__name__
 
     def __repr__(self) -> str:
         groups = "" if self.group_names is None else f", groups={len(self.group_names)}"

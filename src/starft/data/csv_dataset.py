@@ -239,6 +239,9 @@ class CsvDataset(ClassificationDataset):
             on_bad_image=on_bad_image,
         )
 
+    def describe(self) -> str:
+        return f"CSV file '{self.path}'"
+
     def _classnames(self, table: _Table, column: str | None, labels: list[int]) -> list[str]:
         """Names for integer labels without ``classnames=``: a column, the file, or an error."""
         if column is not None:

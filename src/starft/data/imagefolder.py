@@ -73,6 +73,9 @@ class ImageFolderDataset(ClassificationDataset):
             on_bad_image=on_bad_image,
         )
 
+    def describe(self) -> str:
+        return f"image folder '{self.root}'"
+
     def _classnames(self, folders: list[str], spec: ClassNamesSpec | None) -> list[str]:
         owner = f"image folder '{self.root}'"
         if spec is None:
