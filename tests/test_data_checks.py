@@ -102,7 +102,7 @@ def test_csv_bad_class_names(images: Path, text: str, kwargs: dict, expected: st
 def test_csv_numbers_in_classnames_file_are_refused(images: Path) -> None:
     (images / "classnames.txt").write_text("0\n1\n", encoding="utf-8")
     csv = table(images / "t.csv", "filepath,label\na.png,0\n")
-    with pytest.raises(StarftError, match="captions like 'a photo of a 0.'"):
+    with pytest.raises(StarftError, match=r"captions like 'a photo of a 0\.'"):
         CsvDataset(csv)
 
 
