@@ -41,9 +41,10 @@ def write_table(path: Path, header: list[str], rows: list[list[object]], sep: st
 
 @pytest.fixture
 def image_dir(tmp_path: Path) -> Path:
-    """Three tiny PNGs in tmp_path/images."""
+    """Three tiny PNGs in tmp_path/images, and classnames.txt naming classes 0-2 beside CSVs."""
     for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
         write_png(tmp_path / "images" / f"{i}.png", colour)
+    (tmp_path / "classnames.txt").write_text("red\ngreen\nblue\n", encoding="utf-8")
     return tmp_path
 
 
@@ -58,7 +59,7 @@ def test_csv_happy_path(image_dir: Path) -> None:
     )
     ds = CsvDataset(csv, transform=to_tensor)
     assert len(ds) == 3 and ds.labels == [0, 1, 2] and ds.num_classes == 3
-    assert ds.classnames == ["class_0", "class_1", "class_2"]
+    assert ds.classnames == ["red", "green", "blue"]  # classnames.txt beside the CSV
     assert ds.templates == ["a photo of a {}."]
     assert ds.groups is None and ds.group_names is None
     sample = ds[1]
@@ -179,6 +180,7 @@ def test_csv_validation_errors(
     tmp_path: Path, header: list[str], rows: list[list[object]], kwargs: dict, expected: list[str]
 ) -> None:
     csv = write_table(tmp_path / "bad.csv", header, rows)
+    (tmp_path / "classnames.txt").write_text("a\nb\nc\n", encoding="utf-8")
     with pytest.raises(StarftError) as info:
         CsvDataset(csv, **kwargs)
     message = str(info.value)
@@ -223,12 +225,21 @@ def bad_csv(image_dir: Path) -> Path:
     )
 
 
-@pytest.mark.parametrize(("index", "reason"), [(1, "not a recognised image"), (2, "not exist")])
-def test_bad_image_error_names_the_file(bad_csv: Path, index: int, reason: str) -> None:
-    ds = CsvDataset(bad_csv)
-    name = ["0.png", "corrupt.png", "missing.png"][index]
-    with pytest.raises(StarftError, match=rf"cannot read image '.*{name}': .*{reason}"):
-        ds[index]
+def test_missing_image_files_are_found_when_the_dataset_is_built(bad_csv: Path) -> None:
+    with pytest.raises(
+        StarftError,
+        match=r"1 of 3 image files do not exist, the first is '.*"
+        r"missing\.png' \(check root=; data\.on_bad_image=skip",
+    ):
+        CsvDataset(bad_csv)
+
+
+def test_corrupt_image_error_names_the_file(bad_csv: Path) -> None:
+    rows = bad_csv.read_text(encoding="utf-8").splitlines()[:3]  # without the missing file
+    (bad_csv.parent / "corrupt.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ds = CsvDataset(bad_csv.parent / "corrupt.csv")
+    with pytest.raises(StarftError, match=r"cannot read image '.*corrupt\.png': .*not a recog"):
+        ds[1]
 
 
 def test_truncated_image_is_bad(tmp_path: Path) -> None:
@@ -237,7 +248,7 @@ def test_truncated_image_is_bad(tmp_path: Path) -> None:
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     csv = write_table(tmp_path / "t.csv", ["filepath", "label"], [["cut.png", 0]])
     with pytest.raises(StarftError, match=r"cannot read image '.*cut\.png'"):
-        CsvDataset(csv)[0]
+        CsvDataset(csv, classnames=["cut"])[0]
 
 
 def test_bad_image_skip_returns_none_and_collate_counts(
@@ -252,6 +263,18 @@ def test_bad_image_skip_returns_none_and_collate_counts(
     assert batch is not None and batch["num_skipped"] == 2
     assert batch["image"].shape == (1, 3, 8, 8) and batch["index"].tolist() == [0]
     assert collate_samples([samples[1], samples[2]]) is None
+
+
+def test_corrupt_image_in_a_dataloader_worker_is_one_line(bad_csv: Path) -> None:
+    """A worker process re-raises with its traceback as the message: one line is kept."""
+    ds = CsvDataset(bad_csv, transform=to_tensor, on_bad_image="skip")
+    ds.on_bad_image = "error"  # missing files were let through at build time; now fail on read
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1)
+    with pytest.raises(StarftError) as info:
+        list(loader)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("cannot read image '")
+    assert "corrupt.png" in message
 
 
 def test_bad_image_through_dataloader(bad_csv: Path) -> None:

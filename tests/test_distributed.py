@@ -130,7 +130,9 @@ def test_loss_module_matches_single_process_over_global_batch(loss_runs, case):
     losses = torch.stack([r["loss"] for r in ranks])
     assert torch.isfinite(losses).all()
     mean_loss = losses.mean()
-    torch.testing.assert_close(mean_loss, ref["loss"], atol=1e-6, rtol=0)
+    # A loss of ~2 in float32 is only good to ~2e-7 (one ulp), and the ranks sum in another
+    # order than one process: compare relative to the value, not to a few ulps.
+    torch.testing.assert_close(mean_loss, ref["loss"], atol=1e-6, rtol=1e-5)
     print(f"{case}: |mean rank loss - single| = {max_abs_diff(mean_loss, ref['loss']):.2e}")
 
     # Gradient scaling. Let L = (1/W) Σ_r' L_r' be the global (single-process) loss. A local

@@ -233,7 +233,8 @@ def test_lp_end_to_end_through_the_cli_then_eval_uses_its_head(tmp_path, capsys)
     evaluated = load_result(path)
     assert evaluated["method"] == "lp"
     for key in ("top1", "nll", "ece"):  # the same classifier as the run's own validation
-        assert evaluated["metrics"][key] == pytest.approx(saved["metrics"][key], rel=1e-6)
+        # Other batches than the run's validation: float32 sums in another order.
+        assert evaluated["metrics"][key] == pytest.approx(saved["metrics"][key], rel=1e-5)
 
     # Resuming a finished LP run changes nothing: no new prepare, no new rows, same head.
     assert main(["train", "--method", "lp", *SANDBOX, "--out", str(run), "--resume"]) == 0

@@ -16,13 +16,18 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
 from starft.errors import StarftError
 
 T = TypeVar("T")
+
+#: What ``on_bad_image`` accepts: stop at an unreadable image, or skip it (with a count).
+OnBadImage = Literal["error", "skip"]
+#: The validation metric that picks ``best/``.
+SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
 
 
 @dataclass
@@ -57,7 +62,7 @@ class DataConfig:
     eval_batch_size: int = 256
     num_workers: int = 0
     augment: bool = True
-    on_bad_image: str = "error"
+    on_bad_image: OnBadImage = "error"
 
 
 @dataclass
@@ -92,6 +97,7 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    #: ``name`` plus the method's fields; :func:`load_train_config` fills in every default.
     method: dict[str, Any] = field(default_factory=lambda: {"name": "starft"})
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -100,7 +106,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     checkpoint_every_steps: int = 0
-    select_by: str = "top1"
+    select_by: SelectBy = "top1"
     save_predictions: bool = False
 
 
@@ -223,6 +229,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return build_dataclass(tp, value if value is not None else {}, prefix=name)
     if tp is Any:
         return value
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, str) and value in choices:
+            return value
+        raise StarftError(f"{name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise StarftError(f"{name}: expected a list, got {value!r}")
@@ -259,13 +270,38 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     return value
 
 
+def check_field_types(obj: Any, prefix: str) -> None:
+    """Check (and normalise, e.g. int -> float) every field of dataclass ``obj`` in place.
+
+    For configs built in Python rather than by :func:`build_dataclass`, so both obey the same
+    types, ``Literal`` choices included.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = _coerce(hints[f.name], getattr(obj, f.name), f"{prefix}.{f.name}")
+        object.__setattr__(obj, f.name, value)
+
+
+def resolve_method(config: TrainConfig) -> TrainConfig:
+    """Replace ``config.method`` by the checked, complete method section (every default filled).
+
+    Imports no torch (:mod:`starft.method_configs`), so a bad method field fails in well under
+    a second. Idempotent: the trainer calls it again on configs built in Python.
+    """
+    from starft.method_configs import resolve_method_section
+
+    config.method = resolve_method_section(config.method)
+    return config
+
+
 def load_train_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
-    """YAML file (optional) + overrides -> validated :class:`TrainConfig`."""
+    """YAML file (optional) + overrides -> validated :class:`TrainConfig`.
+
+    The ``method`` section comes back resolved: the method's every field with its value, the
+    defaults included, which is what the run folder's ``config.yaml`` and result JSONs record.
+    """
     data = load_yaml(path) if path is not None else {}
     data = apply_overrides(data, overrides or [])
-    config = build_dataclass(TrainConfig, data)
-    if "name" not in config.method:
-        raise StarftError("method.name is required (see `starft ls methods`)")
-    return config
+    return resolve_method(build_dataclass(TrainConfig, data))

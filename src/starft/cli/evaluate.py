@@ -140,8 +140,11 @@ def _evaluate(args: argparse.Namespace, info: Any) -> int:
 
 
 def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
+    import sys
+
     from starft.config import parse_flat_overrides
     from starft.data import create_dataset
+    from starft.data.label_space import eval_label_space, read_training_classes
     from starft.eval import build_result, evaluate_model, result_filename, write_result
 
     model, weights, inferred_method, head, device = _load_model(args, info)
@@ -149,6 +152,14 @@ def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
     dataset_args.update(parse_flat_overrides(args.overrides))
     dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)
     projection = None if args.no_projection else getattr(dataset, "projection", None)
+    label_space = ""
+    if projection is None and not args.no_projection and Path(weights).is_dir():
+        # A fine-tuned model scores a dataset with a subset of its training classes over all
+        # of them (by name), as its run's validation did.
+        training = head[1] if head is not None else read_training_classes(weights)
+        dataset, label_space = eval_label_space(dataset, training)
+        if label_space and info.is_main:
+            print(f"starft: {label_space}", file=sys.stderr)
     metrics, per_group, predictions = evaluate_model(
         model,
         dataset,
@@ -168,6 +179,7 @@ def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
         "dataset_args": dataset_args,
         "templates": args.templates,
         "projection": None if projection is None else projection.space,
+        "label_space": label_space or "the dataset's classes",
     }
     result = build_result(
         model=args.model,

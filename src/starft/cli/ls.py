@@ -1,8 +1,14 @@
-"""``starft ls KIND``: what exists (models, methods, datasets, suites, pools, templates)."""
+"""``starft ls KIND [NAME]``: what exists (models, methods, datasets, suites, pools, templates).
+
+With a NAME, ``methods`` prints the method's config fields (type, default, one-line help) and
+``datasets`` the dataset's arguments (type, default) after its description.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+from typing import Any
 
 KINDS = ("models", "methods", "datasets", "suites", "pools", "templates")
 
@@ -12,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ls", help="list registered models, methods, datasets, suites, pools or templates"
     )
     p.add_argument("kind", choices=KINDS)
+    p.add_argument("name", nargs="?", help="methods/datasets: print this one's fields or arguments")
     p.set_defaults(run=run)
 
 
@@ -21,9 +28,9 @@ def rows(kind: str) -> list[tuple[str, str]]:
 
         return list_models()
     if kind == "methods":
-        from starft.methods import METHODS
+        from starft.method_configs import METHOD_CONFIGS
 
-        return [(e.name, e.description) for e in METHODS]
+        return [(e.name, e.description) for e in METHOD_CONFIGS]
     if kind == "datasets":
         from starft.data import DATASETS
 
@@ -41,7 +48,63 @@ def rows(kind: str) -> list[tuple[str, str]]:
     return [(name, f"{len(get_templates(name))} templates") for name in list_template_sets()]
 
 
+def method_details(name: str) -> list[str]:
+    """Lines for ``starft ls methods NAME``: description, then one row per config field."""
+    from starft.method_configs import METHOD_CONFIGS, describe_fields
+
+    entry = METHOD_CONFIGS.entry(name)
+    header = [f"{name}: {entry.description}", f"set with method.FIELD=VALUE (method.name={name})"]
+    rows = [("field", "type", "default", "help"), *describe_fields(entry.obj)]
+    return header + _table(rows)
+
+
+def dataset_details(name: str) -> list[str]:
+    """Lines for ``starft ls datasets NAME``: description, docstring, one row per argument."""
+    from starft.data import DATASETS
+
+    entry = DATASETS.entry(name)
+    lines = [f"{name}: {entry.description}"]
+    doc = inspect.getdoc(entry.obj) or ""
+    lines += [f"  {line}" if line else "" for line in doc.splitlines()]
+    rows: list[tuple[str, ...]] = [("argument", "type", "default")]
+    for param in inspect.signature(entry.obj).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        rows.append((param.name, _annotation(param.annotation), _default(param.default)))
+    lines.append(f"set with data.train.ARG=VALUE / data.val.ARG=VALUE (data.dataset={name})")
+    return lines + _table(rows)
+
+
+def _annotation(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return ""
+    return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+
+
+def _default(default: Any) -> str:
+    return "(required)" if default is inspect.Parameter.empty else repr(default)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+        for row in rows
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
+    from starft.errors import StarftError
+
+    if args.name is not None:
+        if args.kind == "methods":
+            lines = method_details(args.name)
+        elif args.kind == "datasets":
+            lines = dataset_details(args.name)
+        else:
+            raise StarftError(f"`starft ls {args.kind}` takes no NAME (only methods and datasets)")
+        print("\n".join(line.rstrip() for line in lines))
+        return 0
     table = rows(args.kind)
     width = max((len(name) for name, _ in table), default=0)
     for name, description in table:

@@ -10,25 +10,39 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
 from torch.utils.data import Dataset
 
+from starft.config import OnBadImage
 from starft.data.templates import TemplateSpec, get_templates
 from starft.errors import StarftError
 
 logger = logging.getLogger(__name__)
 
-ON_BAD_IMAGE = ("error", "skip")
+ON_BAD_IMAGE: tuple[str, ...] = typing.get_args(OnBadImage)
 DEFAULT_TEMPLATES = "simple"
 
 Transform = Callable[[Image.Image], Any]
 
 
 class UnreadableImageError(StarftError):
-    """An image file is missing, corrupt or unreadable (a :class:`StarftError` for the CLI)."""
+    """An image file is missing, corrupt or unreadable (a :class:`StarftError` for the CLI).
+
+    A DataLoader worker's error comes back re-raised with the worker's traceback as its
+    message; only its last line (this error's own message, naming the file) is kept, so the
+    user still sees one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "\nOriginal Traceback" in message:
+            last = [line for line in message.splitlines() if line.strip()][-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
 
 
 def _reason(error: BaseException) -> str:
@@ -105,6 +119,26 @@ class ClassificationDataset(Dataset):
                 raise StarftError(f"{owner}: {len(values)} {name} for {len(self.labels)} labels")
         self.transform = transform
         self.on_bad_image = on_bad_image
+        if self.image_paths is not None:
+            self._check_files_exist(self.describe())
+
+    def _check_files_exist(self, owner: str) -> None:
+        """Every listed image file must exist: one stat per file, before any training starts.
+
+        A missing file is an error naming it (``on_bad_image='error'``) or counted in a warning
+        and skipped when read (``'skip'``); corrupt files are found when first decoded.
+        """
+        assert self.image_paths is not None
+        missing = [path for path in self.image_paths if not os.path.isfile(path)]
+        if not missing:
+            return
+        where = f"{owner}: {len(missing)} of {len(self.image_paths)} image files do not exist"
+        if self.on_bad_image == "error":
+            raise UnreadableImageError(
+                f"{where}, the first is '{missing[0]}' (check root=; data.on_bad_image=skip "
+                "skips missing and unreadable images)"
+            )
+        logger.warning("%s (first: '%s'); they will be skipped", where, missing[0])
 
     @property
     def num_classes(self) -> int:
@@ -112,6 +146,10 @@ class ClassificationDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def describe(self) -> str:
+        """How error messages name this dataset (its file or folder where it has one)."""
+        return type(self).__name__
 
     def __repr__(self) -> str:
         groups = "" if self.group_names is None else f", groups={len(self.group_names)}"

@@ -13,13 +13,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from starft.data.base import ClassificationDataset, Transform
+from starft.data.classnames import (
+    ClassNamesSpec,
+    check_caption_names,
+    index_by_name,
+    read_classnames,
+)
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
 CLASSNAMES_FILE = "classnames.txt"
+CLASSNAME_COLUMNS = ("classname", "class_name")
 CAPTION_COLUMNS = ("caption", "title")
 GROUP_COLUMNS = ("group",)
 _INDEX = re.compile(r"[0-9]+")
+# Values that are malformed numbers (-1, 1.5), not names: reported as bad indices.
+_NUMBERISH = re.compile(r"[-+]?[0-9.eE+-]+")
 
 
 class _Table:
@@ -77,6 +86,11 @@ class _Table:
             values.append(record[column])
         return values
 
+    def holds_names(self, column: str) -> bool:
+        """True when the column's first value is not an integer: labels given as class names."""
+        first = self.text(column)[0].strip()
+        return bool(first) and not _INDEX.fullmatch(first) and not _NUMBERISH.fullmatch(first)
+
     def indices(self, column: str, what: str) -> list[int]:
         """A column of non-negative integers."""
         values = []
@@ -99,31 +113,62 @@ class _Table:
                 )
 
 
-def _read_classnames(csv_path: Path, num_labels: int) -> list[str]:
-    """``classnames.txt`` beside the CSV (one name per line), else ``class_0 .. class_{K-1}``."""
-    path = csv_path.parent / CLASSNAMES_FILE
-    if not path.is_file():
-        return [f"class_{k}" for k in range(num_labels)]
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as error:
-        raise StarftError(f"cannot read class name file '{path}': {error}") from None
-    while lines and not lines[-1]:
-        lines.pop()
-    if "" in lines:
-        # A blank line inside the list would shift every later class index by one.
-        raise StarftError(f"class name file '{path}' has a blank line {lines.index('') + 1}")
-    if not lines:
-        raise StarftError(f"class name file '{path}' is empty")
-    return lines
+def _names_from_column(table: _Table, column: str, labels: list[int]) -> list[str]:
+    """Class names from a name column: label k's rows must all give the same name."""
+    names: dict[int, str] = {}
+    for row, (label, name) in enumerate(zip(labels, table.text(column))):
+        name = name.strip()
+        if not name:
+            raise StarftError(f"{table.where(row, column)}: the class name is empty")
+        if names.setdefault(label, name) != name:
+            raise StarftError(
+                f"{table.where(row, column)}: class {label} is named '{name}' here but "
+                f"'{names[label]}' in an earlier row"
+            )
+    missing = [k for k in range(max(labels) + 1) if k not in names]
+    if missing:
+        raise StarftError(
+            f"CSV file '{table.path}': no row names class {missing[0]} (column '{column}'); "
+            "pass classnames= to name every class"
+        )
+    return [names[k] for k in range(len(names))]
+
+
+def _labels_by_name(
+    table: _Table, column: str, names: Sequence[str] | None
+) -> tuple[list[int], list[str]]:
+    """A label column holding class *names*: indices into ``names`` (default: sorted names)."""
+    texts = [text.strip() for text in table.text(column)]
+    if names is None:
+        names = sorted(set(texts))
+    index = index_by_name(names, f"CSV file '{table.path}'")
+    labels = []
+    for row, text in enumerate(texts):
+        if text not in index:
+            raise StarftError(
+                f"{table.where(row, column)}: class '{text}' is not in the given class names"
+            )
+        labels.append(index[text])
+    return labels, list(names)
 
 
 class CsvDataset(ClassificationDataset):
-    """Images listed in a CSV/TSV file with integer class labels (and optional captions, groups).
+    """Images listed in a CSV/TSV file with class labels (and optional captions, groups).
 
     ``root`` is the folder relative image paths start from (default: the CSV's folder). ``sep``
     defaults to a tab for ``.tsv`` files and a comma otherwise. ``caption_key``/``group_key``
     default to a ``caption`` or ``title`` column and a ``group`` column when present.
+
+    Class names (captions and zero-shot heads are built from them) come from, first to last:
+
+    1. ``classnames=``: a list, or a file (one name per line, or a JSON list), name k = label k;
+    2. a name column (``classname_key``, default ``classname`` or ``class_name`` if present);
+    3. ``classnames.txt`` beside the CSV, one name per line;
+    4. the label column itself when it holds names instead of integers (classes = its sorted
+       names, or indices into ``classnames=``).
+
+    Integer labels with none of these are an error: captions "a photo of a class_0." would
+    train the model on nothing. Every image file must exist when the dataset is built.
     """
 
     def __init__(
@@ -132,10 +177,11 @@ class CsvDataset(ClassificationDataset):
         *,
         root: str | Path | None = None,
         transform: Transform | None = None,
-        classnames: Sequence[str] | None = None,
+        classnames: ClassNamesSpec | None = None,
         templates: TemplateSpec | None = None,
         image_key: str = "filepath",
         label_key: str = "label",
+        classname_key: str | None = None,
         caption_key: str | None = None,
         group_key: str | None = None,
         group_names: Sequence[str] | None = None,
@@ -151,10 +197,22 @@ class CsvDataset(ClassificationDataset):
         caption_key = table.optional(caption_key, CAPTION_COLUMNS, "caption_key")
         group_key = table.optional(group_key, GROUP_COLUMNS, "group_key")
 
-        labels = table.indices(label_key, "class")
-        if classnames is None:
-            classnames = _read_classnames(self.path, max(labels) + 1)
-        table.check_below(label_key, labels, classnames, "class")
+        classname_key = table.optional(classname_key, CLASSNAME_COLUMNS, "classname_key")
+        owner = f"CSV file '{self.path}'"
+        given = None if classnames is None else read_classnames(classnames, owner)
+        if isinstance(given, dict):
+            raise StarftError(
+                f"{owner}: classnames must be a list (name k = label k), not a mapping"
+            )
+        if table.holds_names(label_key):
+            labels, names = _labels_by_name(table, label_key, given)
+        else:
+            labels = table.indices(label_key, "class")
+            names = given or self._classnames(table, classname_key, labels)
+        table.check_below(label_key, labels, names, "class")
+        check_caption_names(
+            names, owner, "name the classes with classnames=, a classname column or classnames.txt"
+        )
 
         groups = None
         if group_key is not None:
@@ -170,7 +228,7 @@ class CsvDataset(ClassificationDataset):
             image_paths.append(str(root / name.strip()))
 
         super().__init__(
-            classnames=classnames,
+            classnames=names,
             labels=labels,
             templates=templates,
             groups=groups,
@@ -179,4 +237,22 @@ class CsvDataset(ClassificationDataset):
             image_paths=image_paths,
             transform=transform,
             on_bad_image=on_bad_image,
+        )
+
+    def describe(self) -> str:
+        return f"CSV file '{self.path}'"
+
+    def _classnames(self, table: _Table, column: str | None, labels: list[int]) -> list[str]:
+        """Names for integer labels without ``classnames=``: a column, the file, or an error."""
+        if column is not None:
+            return _names_from_column(table, column, labels)
+        beside = self.path.parent / CLASSNAMES_FILE
+        if beside.is_file():
+            names = read_classnames(beside, f"CSV file '{self.path}'")
+            assert isinstance(names, list)  # a .txt file is always a list
+            return names
+        raise StarftError(
+            f"CSV file '{self.path}' has integer labels but no class names (captions would be "
+            f"'a photo of a class_0.'): pass classnames= (a list or a file), add a classname "
+            f"column, or put {CLASSNAMES_FILE} (one name per line) beside the CSV"
         )

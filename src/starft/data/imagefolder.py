@@ -14,6 +14,7 @@ from pathlib import Path
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from starft.data.base import ClassificationDataset, Transform
+from starft.data.classnames import ClassNamesSpec, check_caption_names, read_classnames
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
@@ -21,14 +22,21 @@ logger = logging.getLogger(__name__)
 
 
 class ImageFolderDataset(ClassificationDataset):
-    """One sub-folder per class; class names default to folder names with ``_`` as spaces."""
+    """One sub-folder per class; class names default to folder names with ``_`` as spaces.
+
+    ``classnames=`` replaces them: a list in sorted folder order, a mapping folder -> name
+    (which also suits a validation folder that lacks some classes), or a file holding either
+    (one name per line, a JSON list or a JSON object). Folders named by numbers or WordNet ids
+    (``0``, ``n01440764``) without ``classnames=`` are an error: captions would read
+    "a photo of a n01440764.".
+    """
 
     def __init__(
         self,
         root: str | Path,
         *,
         transform: Transform | None = None,
-        classnames: Sequence[str] | None = None,
+        classnames: ClassNamesSpec | None = None,
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
         extensions: Sequence[str] = IMG_EXTENSIONS,
@@ -43,13 +51,7 @@ class ImageFolderDataset(ClassificationDataset):
                 f"image folder '{self.root}' has no class sub-folders "
                 "(expected root/<class>/<image>)"
             ) from None
-        if classnames is None:
-            classnames = [folder.replace("_", " ") for folder in folders]
-        elif len(classnames) != len(folders):
-            raise StarftError(
-                f"image folder '{self.root}' has {len(folders)} class folders but "
-                f"{len(classnames)} class names were given"
-            )
+        classnames = self._classnames(folders, classnames)
         # allow_empty keeps an empty class folder's index (and name) instead of failing the scan.
         items = make_dataset(
             self.root, class_to_idx, extensions=tuple(extensions), allow_empty=True
@@ -70,3 +72,30 @@ class ImageFolderDataset(ClassificationDataset):
             transform=transform,
             on_bad_image=on_bad_image,
         )
+
+    def describe(self) -> str:
+        return f"image folder '{self.root}'"
+
+    def _classnames(self, folders: list[str], spec: ClassNamesSpec | None) -> list[str]:
+        owner = f"image folder '{self.root}'"
+        if spec is None:
+            names = [folder.replace("_", " ") for folder in folders]
+            check_caption_names(
+                names,
+                f"{owner}: class folders",
+                "pass classnames= (a mapping folder -> name, a list in sorted folder order, "
+                "or a file)",
+            )
+            return names
+        given = read_classnames(spec, owner)
+        if isinstance(given, dict):
+            unnamed = [folder for folder in folders if folder not in given]
+            if unnamed:
+                raise StarftError(f"{owner}: class folder '{unnamed[0]}' is not in classnames")
+            return [given[folder] for folder in folders]
+        if len(given) != len(folders):
+            raise StarftError(
+                f"{owner} has {len(folders)} class folders but {len(given)} class names were "
+                "given (a mapping folder -> name allows a subset of the classes)"
+            )
+        return given

@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import fields
 from typing import Any
 
-from starft.config import build_dataclass
-from starft.methods.base import Method, MethodConfig, PrepareContext, StepInfo, Task
-from starft.methods.carft import CarFT, CarFTConfig
-from starft.methods.carot import CaRot, CaRotConfig
-from starft.methods.flyp import FLYP, FLYPConfig
-from starft.methods.ft import FT, FTConfig
-from starft.methods.lipsum import Lipsum, LipsumConfig
-from starft.methods.lp import LP, LPFT, LPConfig
-from starft.methods.starft import StarFT, StarFTConfig
+from starft.method_configs import (
+    METHOD_TABLE,
+    CarFTConfig,
+    CaRotConfig,
+    FLYPConfig,
+    FTConfig,
+    LipsumConfig,
+    LPConfig,
+    MethodConfig,
+    StarFTConfig,
+    method_config,
+)
+from starft.methods.base import Method, PrepareContext, StepInfo, Task
+from starft.methods.carft import CarFT
+from starft.methods.carot import CaRot
+from starft.methods.flyp import FLYP
+from starft.methods.ft import FT
+from starft.methods.lipsum import Lipsum
+from starft.methods.lp import LP, LPFT
+from starft.methods.starft import StarFT
 from starft.models import ClipModel
 from starft.registry import Registry
 
+
+def _method_class(target: str) -> type[Method]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# Built from the one table of methods (starft.method_configs), which also types their configs.
 METHODS: Registry[type[Method]] = Registry("method")
-METHODS.add("ft", FT, "cross-entropy fine-tuning of the image tower, zero-shot-initialised head")
-METHODS.add("flyp", FLYP, "contrastive fine-tuning with class-name captions (FLYP)")
-METHODS.add("lp", LP, "linear probe: L-BFGS logistic regression on frozen features, l2 by val")
-METHODS.add("lpft", LPFT, "LP-FT: the linear probe of lp, then ft from that head")
-METHODS.add("starft", StarFT, "FLYP + KL alignment on spurious captions to the zero-shot model")
-METHODS.add("carft", CarFT, "FT + KL to the zero-shot model's distribution over contexts (CAR-FT)")
-METHODS.add("carot", CaRot, "FLYP + orthogonal visual projection + EMA self-distillation (CaRot)")
-METHODS.add("lipsum", Lipsum, "FT + zero-shot energies on random texts kept (Lipsum-FT)")
-
-
-def method_config(name: str, params: dict[str, Any] | None = None) -> MethodConfig:
-    """The typed config of method ``name`` from a dict of overrides (unknown keys are errors)."""
-    cls = METHODS.get(name)
-    return build_dataclass(cls.Config, params or {}, prefix="method")
+for _name, _target, _config, _description in METHOD_TABLE:
+    _cls = _method_class(_target)
+    if _cls.Config is not _config:  # pragma: no cover - a wrong table row fails at import
+        raise TypeError(f"method '{_name}': {_cls.__name__}.Config is not {_config.__name__}")
+    METHODS.add(_name, _cls, _description)
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -25,10 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from starft.data.label_space import write_training_classes
+from starft.method_configs import MethodConfig
 from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head, save_model
 from starft.utils.distributed import DistInfo
-
-MAX_LOGIT_SCALE = math.log(100.0)
 
 
 @dataclass
@@ -61,6 +61,26 @@ class StepInfo:
     rank: int = 0
     world_size: int = 1
 
+    @classmethod
+    def at(
+        cls, step: int = 0, total_steps: int = 1, steps_per_epoch: int | None = None, seed: int = 0
+    ) -> StepInfo:
+        """A single-process step ``step`` of a ``total_steps`` run (one epoch unless
+        ``steps_per_epoch``), drawing from the generator the training loop would use there.
+
+        For calling a method outside :func:`starft.train.fit`: ``method(batch, StepInfo.at(0))``.
+        """
+        from starft.train.sampling import seeded_generator  # starft.train imports this module
+
+        per_epoch = total_steps if steps_per_epoch is None else steps_per_epoch
+        return cls(
+            step=step,
+            epoch=step // max(per_epoch, 1),
+            steps_per_epoch=per_epoch,
+            total_steps=total_steps,
+            generator=seeded_generator(seed, step, 0),
+        )
+
     def randint(self, high: int, size: int) -> list[int]:
         """``size`` uniform integers in ``[0, high)`` for this rank's samples.
 
@@ -92,11 +112,6 @@ class PrepareContext:
     dist: DistInfo = field(default_factory=DistInfo)
     seed: int = 0
     autocast_dtype: torch.dtype | None = None
-
-
-@dataclass
-class MethodConfig:
-    """Base of every method's hyper-parameter dataclass."""
 
 
 class Method(nn.Module, abc.ABC):
@@ -154,8 +169,7 @@ class Method(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def after_optimizer_step(self, step: StepInfo) -> None:
-        """Called after each optimiser step; clamps the logit scale to [0, ln 100] like CLIP."""
-        self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        """Called after each optimiser step (EMA teachers, logit-scale clamping); default: none."""
 
     # -- evaluation and export -------------------------------------------------------------------
     def classifier(
@@ -168,8 +182,15 @@ class Method(nn.Module, abc.ABC):
         return ZeroShotClassifier(self.model, head)
 
     def export(self, out_dir: str | Path) -> Path:
-        """Write the trained model as an open_clip ``local-dir`` folder."""
-        return save_model(self.model, out_dir)
+        """Write the trained model as an open_clip ``local-dir`` folder.
+
+        ``classnames.json`` beside the weights records the training label space, so
+        ``starft eval`` scores a dataset with a subset of those classes over all of them, as
+        the run's own validation did.
+        """
+        out = save_model(self.model, out_dir)
+        write_training_classes(out, self.task.classnames)
+        return out
 
     # -- shared helpers --------------------------------------------------------------------------
     def encode(

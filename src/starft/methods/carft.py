@@ -18,7 +18,6 @@ zero-shot head uses; the contexts are the training templates (for ImageNet: Open
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
@@ -26,22 +25,12 @@ from torch import Tensor
 from starft.data import get_templates
 from starft.errors import StarftError
 from starft.losses import context_kl
+from starft.method_configs import CarFTConfig
 from starft.methods.base import StepInfo, Task
-from starft.methods.ft import FT, FTConfig
+from starft.methods.ft import FT
 from starft.methods.teacher import FrozenTeacher
 from starft.models import ClipModel
 from starft.models.zeroshot import build_context_head
-
-
-@dataclass
-class CarFTConfig(FTConfig):
-    """- ``beta``: weight β of the context KL (1.0).
-    - ``context_templates``: template set name or file whose templates are the contexts
-      (default: the task's training templates; at least 2 are needed).
-    """
-
-    beta: float = 1.0
-    context_templates: str | None = None
 
 
 class CarFT(FT):
@@ -58,8 +47,6 @@ class CarFT(FT):
         world_size: int = 1,
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
-        if config.beta < 0:
-            raise StarftError(f"method.beta must be >= 0, got {config.beta}")
         contexts = (
             get_templates(config.context_templates)
             if config.context_templates

@@ -19,42 +19,18 @@ update, one uniform code path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from starft.errors import StarftError
 from starft.losses import SelfDistillationLoss, cross_projection_penalty, orthogonality_penalty
+from starft.method_configs import CaRotConfig
 from starft.methods.base import StepInfo, Task
 from starft.methods.ema import EmaTeacher, ema_momentum
-from starft.methods.flyp import FLYP, FLYPConfig
+from starft.methods.flyp import FLYP
 from starft.models import ClipModel
 from starft.models.projections import text_projection, visual_projection
-
-
-@dataclass
-class CaRotConfig(FLYPConfig):
-    """CaRot hyper-parameters (README / release defaults).
-
-    - ``lambda_oc``: weight of the visual-projection orthogonality penalty (0.2).
-    - ``lambda_sd``: weight of the self-distillation term (1.5); 0 drops the EMA teacher.
-    - ``lambda_cross``: weight of ``‖W_v W_tᵀ‖_F`` (release ``--cross_fnorm``; 0, README 0.05).
-    - ``ema_every_steps``: update the teacher after every k-th optimiser step (500; 0 = never,
-      the teacher stays the zero-shot model).
-    - ``ema_momentum``: final momentum m (0.9); ``ema_momentum_start``: momentum at step 0
-      (0.05), raised linearly to ``ema_momentum`` over the first ``ema_warmup_fraction`` (0.2)
-      of the training steps.
-    """
-
-    lambda_oc: float = 0.2
-    lambda_sd: float = 1.5
-    lambda_cross: float = 0.0
-    ema_every_steps: int = 500
-    ema_momentum: float = 0.9
-    ema_momentum_start: float = 0.05
-    ema_warmup_fraction: float = 0.2
 
 
 class CaRot(FLYP):
@@ -71,7 +47,6 @@ class CaRot(FLYP):
         world_size: int = 1,
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
-        _check(config)
         # Fail before training if the architecture has no projection to regularise.
         if config.lambda_oc > 0 or config.lambda_cross > 0:
             visual_projection(model)
@@ -138,14 +113,3 @@ class CaRot(FLYP):
         super().load_training_state(state)
         if self.teacher is not None:
             self.teacher.model.load_state_dict(state["ema_teacher"])
-
-
-def _check(config: CaRotConfig) -> None:
-    for name in ("lambda_oc", "lambda_sd", "lambda_cross"):
-        if getattr(config, name) < 0:
-            raise StarftError(f"method.{name} must be >= 0, got {getattr(config, name)}")
-    if config.ema_every_steps < 0:
-        raise StarftError(f"method.ema_every_steps must be >= 0, got {config.ema_every_steps}")
-    for name in ("ema_momentum", "ema_momentum_start", "ema_warmup_fraction"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            raise StarftError(f"method.{name} must be in [0, 1], got {getattr(config, name)}")

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from starft.data.captions import CaptionSampler
 from starft.errors import StarftError
 from starft.losses import ClipLoss
-from starft.methods.base import Method, MethodConfig, StepInfo, Task
+from starft.method_configs import FLYPConfig
+from starft.methods.base import Method, StepInfo, Task
 from starft.models import ClipModel
 
-
-@dataclass
-class FLYPConfig(MethodConfig):
-    """``template_mode``: ``random`` (a template per sample, FLYP) or ``fixed``
-    (``template_index``).
-
-    ``dataset_captions``: use the dataset's own caption column instead of templates.
-    """
-
-    template_mode: str = "random"
-    template_index: int = 0
-    dataset_captions: bool = False
+#: CLIP's (and open_clip's training code's) upper bound of the logit scale: a multiplier of 100.
+MAX_LOGIT_SCALE = math.log(100.0)
 
 
 class FLYP(Method):
@@ -54,6 +46,15 @@ class FLYP(Method):
                 )
             return list(batch["caption"])
         return self.captions.sample(batch["label"].tolist(), step.randint)
+
+    @torch.no_grad()
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        """With ``clamp_logit_scale``, keep the trained logit scale in [0, ln 100] (CLIP's clamp).
+
+        The FLYP, StarFT and CaRot releases never clamp; the paper presets set it false.
+        """
+        if self.config.clamp_logit_scale:
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         captions = self.class_captions(batch, step)

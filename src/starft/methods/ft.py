@@ -10,7 +10,6 @@ uses text after initialisation). The head is exported beside the open_clip weigh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from starft.errors import StarftError
-from starft.methods.base import Method, MethodConfig, StepInfo, Task
-from starft.models import ClipModel, build_zeroshot_head, save_model
+from starft.method_configs import FTConfig
+from starft.methods.base import Method, StepInfo, Task
+from starft.models import ClipModel, build_zeroshot_head
 from starft.models.heads import LinearHeadClassifier, save_head
-
-
-@dataclass
-class FTConfig(MethodConfig):
-    """``label_smoothing``: CE label smoothing in [0, 1)."""
-
-    label_smoothing: float = 0.0
 
 
 class FT(Method):
@@ -45,10 +37,6 @@ class FT(Method):
         world_size: int = 1,
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
-        if not 0.0 <= config.label_smoothing < 1.0:
-            raise StarftError(
-                f"method.label_smoothing must be in [0, 1), got {config.label_smoothing}"
-            )
         weights = build_zeroshot_head(model, task.classnames, task.eval_templates)
         self.head = nn.Linear(weights.shape[1], weights.shape[0])
         with torch.no_grad():
@@ -84,6 +72,6 @@ class FT(Method):
         return LinearHeadClassifier(self.model, self.head)
 
     def export(self, out_dir: str | Path) -> Path:
-        out = save_model(self.model, out_dir)
+        out = super().export(out_dir)
         save_head(self.head, self.task.classnames, out)
         return out

@@ -18,31 +18,18 @@ DDP rank, so a resumed or distributed run sees exactly the texts one uninterrupt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from starft.errors import StarftError
 from starft.losses import lipsum_energy_loss
+from starft.method_configs import LipsumConfig
 from starft.methods.base import StepInfo, Task
-from starft.methods.ft import FT, FTConfig
+from starft.methods.ft import FT
 from starft.methods.teacher import FrozenTeacher
 from starft.models import ClipModel
 from starft.models.tokens import token_layout, tokens_from_ids
-
-
-@dataclass
-class LipsumConfig(FTConfig):
-    """- ``lambda_lipsum``: weight λ of the energy-gap term (1.0).
-    - ``num_texts``: K random texts per step (80).
-    - ``text_length``: L random tokens per text (8).
-    """
-
-    lambda_lipsum: float = 1.0
-    num_texts: int = 80
-    text_length: int = 8
 
 
 class Lipsum(FT):
@@ -59,11 +46,6 @@ class Lipsum(FT):
         world_size: int = 1,
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
-        if config.lambda_lipsum < 0:
-            raise StarftError(f"method.lambda_lipsum must be >= 0, got {config.lambda_lipsum}")
-        for name in ("num_texts", "text_length"):
-            if getattr(config, name) < 1:
-                raise StarftError(f"method.{name} must be >= 1, got {getattr(config, name)}")
         self.layout = token_layout(model)
         # Fails here, not at the first step, if the texts cannot fit the context.
         tokens_from_ids(self.layout, torch.zeros(1, config.text_length, dtype=torch.long))

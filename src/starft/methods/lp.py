@@ -19,8 +19,6 @@ the others, so tiny GPU rounding differences between ranks cannot survive. LP ru
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,38 +28,11 @@ from torch.utils.data import Dataset
 
 from starft.errors import StarftError
 from starft.eval.predict import predict
+from starft.method_configs import LPConfig
 from starft.methods.base import PrepareContext, Task
-from starft.methods.ft import FT, FTConfig
+from starft.methods.ft import FT
 from starft.methods.logreg import accuracy, fit_logistic_regression, holdout_split, select_l2
 from starft.models import ClipModel
-
-DEFAULT_L2_GRID = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
-
-
-@dataclass
-class LPConfig(FTConfig):
-    """Linear-probe options (``label_smoothing`` from FT applies to the probe's loss too).
-
-    ``l2``: fixed L2 strength (skips the choice); ``l2_grid``: candidates chosen by validation
-    accuracy; ``val_fraction``: held-out share of the training set when the run has no
-    ``data.val``; ``max_iter``: L-BFGS iteration cap per fit.
-    """
-
-    l2: float | None = None
-    l2_grid: list[float] = field(default_factory=lambda: list(DEFAULT_L2_GRID))
-    val_fraction: float = 0.1
-    max_iter: int = 1000
-
-    def __post_init__(self) -> None:
-        values = self.l2_grid if self.l2 is None else [self.l2]
-        name = "method.l2_grid" if self.l2 is None else "method.l2"
-        if not values:
-            raise StarftError(f"{name} is empty")
-        for value in values:
-            if not (math.isfinite(value) and value >= 0):
-                raise StarftError(f"{name}: every value must be a finite number >= 0, got {value}")
-        if self.max_iter < 1:
-            raise StarftError(f"method.max_iter must be >= 1, got {self.max_iter}")
 
 
 class _ImageFeatures(nn.Module):

@@ -4,12 +4,18 @@ Per sample a descriptor d is drawn from the pool and the spurious caption is
 ``d.format(clean caption without its final period)``. The student's image features are compared
 with the student's embeddings of the spurious captions of the batch, the frozen zero-shot model's
 likewise, both at the zero-shot scale s0, and the KL keeps the student's distribution over
-spurious captions of *other* classes close to the zero-shot model's (DESIGN §3).
+spurious captions of *other* classes close to the zero-shot model's (docs/methods.md).
+
+λ decays linearly. The release decays it per epoch, λ_e = λ·(1 − (e+1)/E), which is 0 for the
+last epoch: a one-epoch run would be plain FLYP. ``decay=auto`` (the default) therefore uses the
+released per-epoch schedule when the run has at least two epochs and per-step decay otherwise;
+``decay=epoch`` keeps the released schedule always (with a warning for a one-epoch run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import warnings
 from typing import Any
 
 import torch
@@ -18,37 +24,13 @@ from torch import Tensor
 from starft.data.pools import load_pool, random_suffix_pool, spurious_caption
 from starft.errors import StarftError
 from starft.losses import StarLoss
+from starft.method_configs import StarFTConfig
 from starft.methods.base import StepInfo, Task
-from starft.methods.flyp import FLYP, FLYPConfig
+from starft.methods.flyp import FLYP
 from starft.methods.teacher import FrozenTeacher
 from starft.models import ClipModel
 
-SUFFIXES = ("spurious", "random", "none")
-DECAYS = ("none", "epoch", "step")
-
-
-@dataclass
-class StarFTConfig(FLYPConfig):
-    """StarFT hyper-parameters and the ablation switches of Tables 6-7 of the paper.
-
-    - ``lambda_star``: weight λ of the Star term (paper: 0.5).
-    - ``pool``: ``background`` | ``texture`` | ``resolution`` | ``all`` | path to a JSON pool.
-    - ``suffix``: ``spurious`` (pool descriptors) | ``random`` (random-token suffixes, as many
-      as the pool has) | ``none`` (regularise the clean captions).
-    - ``mask_same_class``: drop same-class pairs (diagonal included) from both softmaxes.
-    - ``decay``: ``epoch`` (λ·(1−(e+1)/E), as released) | ``step`` (λ·(1−(t+1)/T)) | ``none``.
-    - ``teacher_text_cache``: embed each distinct spurious caption once with the frozen teacher
-      (exact; ``false`` runs the teacher's text tower every step, for verification).
-    """
-
-    template_mode: str = "fixed"
-    lambda_star: float = 0.5
-    pool: str = "background"
-    suffix: str = "spurious"
-    mask_same_class: bool = True
-    decay: str = "epoch"
-    teacher_text_cache: bool = True
-    random_suffix_words: int = 4
+log = logging.getLogger(__name__)
 
 
 class StarFT(FLYP):
@@ -65,12 +47,6 @@ class StarFT(FLYP):
         world_size: int = 1,
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
-        if config.suffix not in SUFFIXES:
-            raise StarftError(f"method.suffix must be one of {SUFFIXES}, got '{config.suffix}'")
-        if config.decay not in DECAYS:
-            raise StarftError(f"method.decay must be one of {DECAYS}, got '{config.decay}'")
-        if config.lambda_star < 0:
-            raise StarftError(f"method.lambda_star must be >= 0, got {config.lambda_star}")
         self.descriptors = self._descriptors(model, config)
         self.teacher = FrozenTeacher(model, cache_text=config.teacher_text_cache)
         self.star_loss = StarLoss(config.mask_same_class, rank, world_size)
@@ -92,13 +68,37 @@ class StarFT(FLYP):
         super().load_training_state(state)
         self.teacher.load_cache_state(state.get("teacher_text_cache", {}))
 
+    def decay_mode(self, step: StepInfo) -> str:
+        """The λ schedule in force: ``decay``, with ``auto`` settled by the run's epoch count."""
+        if self.config.decay == "auto":
+            return "epoch" if step.num_epochs >= 2 else "step"
+        return self.config.decay
+
     def lambda_at(self, step: StepInfo) -> float:
+        decay = self.decay_mode(step)
+        self._announce_schedule(decay, step)
         lam = self.config.lambda_star
-        if self.config.decay == "epoch":
+        if decay == "epoch":
             return lam * (1.0 - (step.epoch + 1) / step.num_epochs)
-        if self.config.decay == "step":
+        if decay == "step":
             return lam * (1.0 - (step.step + 1) / max(step.total_steps, 1))
         return lam
+
+    def _announce_schedule(self, decay: str, step: StepInfo) -> None:
+        """Say once per run which schedule ``auto`` chose; warn when λ is 0 for the whole run."""
+        if getattr(self, "_announced", False) or self.rank != 0:
+            return
+        self._announced = True
+        if decay == "epoch" and step.num_epochs == 1 and self.config.lambda_star > 0:
+            warnings.warn(
+                "method.decay=epoch (the released per-epoch λ decay) gives λ = 0 for the only "
+                "epoch of a 1-epoch run, so StarFT trains as plain FLYP; use method.decay=step "
+                "or auto (per-step decay) or train for more epochs",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif self.config.decay == "auto":
+            log.info("StarFT λ schedule: decay=auto -> %s (%d epoch(s))", decay, step.num_epochs)
 
     def spurious_captions(self, captions: list[str], step: StepInfo) -> list[str]:
         picks = step.randint(len(self.descriptors), len(captions))

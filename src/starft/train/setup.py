@@ -7,16 +7,18 @@ Everything that can be wrong in a config is caught here, before the first step, 
 from __future__ import annotations
 
 import copy
+import typing
 from typing import Any
 
-from starft.config import TrainConfig
+from starft.config import SelectBy, TrainConfig, resolve_method
 from starft.data import ClassificationDataset, create_dataset, get_templates
+from starft.data.label_space import align_classes
 from starft.errors import StarftError
 from starft.methods import Method, Task, create_method
 from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
 
-SELECT_BY = ("top1", "worst_group_acc", "avg_group_acc")
+SELECT_BY: tuple[str, ...] = typing.get_args(SelectBy)
 
 
 def check_config(config: TrainConfig, info: DistInfo) -> None:
@@ -40,7 +42,12 @@ def check_config(config: TrainConfig, info: DistInfo) -> None:
 def build_datasets(
     config: TrainConfig, model: ClipModel
 ) -> tuple[ClassificationDataset, ClassificationDataset | None]:
-    """Training set (model's train preprocessing unless ``data.augment=false``) and ID val set."""
+    """Training set (model's train preprocessing unless ``data.augment=false``) and ID val set.
+
+    The validation set is numbered in the training set's label space by class *name* (a
+    validation folder lacking a class numbers the rest differently); a validation class the
+    training set lacks stops the run here, before any training.
+    """
     data = config.data
     train_tf = model.preprocess_train if data.augment else model.preprocess_val
     train_set = create_dataset(
@@ -54,6 +61,8 @@ def build_datasets(
             transform=model.preprocess_val,
             on_bad_image=data.on_bad_image,
         )
+        what = f"validation set (data.val of dataset '{data.val_dataset or data.dataset}')"
+        val_set = align_classes(val_set, train_set.classnames, what)
     if config.select_by != "top1" and (val_set is None or val_set.groups is None):
         raise StarftError(
             f"select_by={config.select_by} needs a validation set with groups (data.val)"
@@ -81,6 +90,12 @@ def build_task(config: TrainConfig, dataset: Any) -> Task:
 def build_method(
     config: TrainConfig, model: ClipModel, train_set: ClassificationDataset, info: DistInfo
 ) -> Method:
+    """The method, its section of ``config`` resolved in place first (every default filled in).
+
+    ``load_train_config`` has resolved it already; a config built in Python is resolved here,
+    before the run folder's ``config.yaml`` is written, so both record the same complete section.
+    """
+    resolve_method(config)
     params = {k: v for k, v in config.method.items() if k != "name"}
     return create_method(
         config.method["name"],
