@@ -20,11 +20,15 @@ class FLYPConfig(MethodConfig):
     (``template_index``).
 
     ``dataset_captions``: use the dataset's own caption column instead of templates.
+
+    ``freeze_text``: keep the text tower fixed and train the image tower (and the logit scale)
+    against it ("locked text"); how the sandbox ViT is pretrained against a pretrained text tower.
     """
 
     template_mode: str = "random"
     template_index: int = 0
     dataset_captions: bool = False
+    freeze_text: bool = False
 
 
 class FLYP(Method):
@@ -45,6 +49,9 @@ class FLYP(Method):
             task.classnames, task.templates, config.template_mode, config.template_index
         )
         self.clip_loss = ClipLoss(rank, world_size)
+        if config.freeze_text:
+            for _, param in model.text_tower_named_parameters():
+                param.requires_grad_(False)
 
     def class_captions(self, batch: dict[str, Any], step: StepInfo) -> list[str]:
         if self.config.dataset_captions:
