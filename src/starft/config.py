@@ -32,11 +32,17 @@ SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
 
 @dataclass
 class ModelConfig:
-    """``name``: saved folder, starft model or open_clip architecture; ``pretrained``: tag/file."""
+    """``name``: saved folder, starft model or open_clip architecture; ``pretrained``: tag/file.
+
+    ``text_tower_from``: a model (any name ``create_model`` takes) whose text tower and logit scale
+    replace this model's after loading, e.g. to train a new image tower against a pretrained text
+    tower (the sandbox ViT's recipe); both must have the same text config.
+    """
 
     name: str = "starft-tiny-vit"
     pretrained: str | None = None
     cache_dir: str | None = None
+    text_tower_from: str | None = None
 
 
 @dataclass

@@ -82,6 +82,10 @@ class FLYPConfig(MethodConfig):
     clamp_logit_scale: Annotated[
         bool, "clamp the logit scale to [0, ln 100] after every step (the releases never clamp)"
     ] = True
+    freeze_text: Annotated[
+        bool,
+        "keep the text tower fixed; train the image tower and the scale against it (locked text)",
+    ] = False
 
 
 @dataclass

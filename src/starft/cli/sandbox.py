@@ -12,10 +12,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     pre = actions.add_parser(
         "pretrain",
-        help="pretrain the sandbox CLIP from scratch (the recipe of the shipped sandbox-clip)",
+        help="pretrain a sandbox CLIP from scratch (the recipe of a shipped sandbox model)",
         description="Contrastive pretraining on the uniform sandbox world with the packaged recipe "
-        "(resources/recipes/sandbox_pretrain.yaml); KEY=VALUE overrides any field. Writes "
-        "OUT/sandbox_clip.safetensors (float16) and OUT/pretrain_report.json.",
+        "of --model (resources/recipes/sandbox_pretrain.yaml for sandbox-clip, "
+        "sandbox_pretrain_vit.yaml for sandbox-clip-vit); KEY=VALUE overrides any field. Writes "
+        "OUT/<model>.safetensors (float16) and OUT/pretrain_report.json.",
+    )
+    pre.add_argument(
+        "--model",
+        default="sandbox-clip",
+        choices=["sandbox-clip", "sandbox-clip-vit"],
+        help="which shipped model's recipe to run (default: sandbox-clip)",
     )
     pre.add_argument("--out", help="run folder (default: runs/sandbox_pretrain)")
     pre.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT")
@@ -34,7 +41,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from starft.sandbox.pretrain import pretrain
 
     overrides = ([f"out_dir={args.out}"] if args.out else []) + list(args.overrides)
-    report = pretrain(overrides, resume=args.resume)
+    report = pretrain(overrides, resume=args.resume, model=args.model)
     print(json.dumps(report["zeroshot_top1"], indent=2))
     print(f"weights: {report['weights']} ({report['weights_mb']:.1f} MiB)")
     return 0

@@ -37,6 +37,9 @@ class FLYP(Method):
             task.classnames, task.templates, config.template_mode, config.template_index
         )
         self.clip_loss = ClipLoss(rank, world_size)
+        if config.freeze_text:
+            for _, param in model.text_tower_named_parameters():
+                param.requires_grad_(False)
 
     def class_captions(self, batch: dict[str, Any], step: StepInfo) -> list[str]:
         if self.config.dataset_captions:

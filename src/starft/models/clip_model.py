@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from starft.errors import StarftError
+
 
 class ClipModel(nn.Module):
     """An open_clip model behind starft's model protocol.
@@ -79,6 +81,32 @@ class ClipModel(nn.Module):
     @property
     def preprocess_cfg(self) -> dict[str, Any]:
         return dict(getattr(self.model.visual, "preprocess_cfg", {}))
+
+    def text_tower_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Parameters of the text tower: everything but the image tower and the logit scale/bias.
+
+        open_clip keeps the image tower under ``visual`` in both ``CLIP`` and ``CustomTextCLIP``.
+        """
+        return [
+            (name, param)
+            for name, param in self.model.named_parameters()
+            if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias")
+        ]
+
+    def load_text_tower(self, source: ClipModel) -> None:
+        """Copy ``source``'s text tower and logit scale into this model (same text config)."""
+        if source.model_cfg.get("text_cfg") != self.model_cfg.get("text_cfg"):
+            raise StarftError(
+                f"cannot copy the text tower of '{source.name}' into '{self.name}': their "
+                "text_cfg differ"
+            )
+        theirs = source.model.state_dict()
+        ours = {
+            name: theirs[name]
+            for name in self.model.state_dict()
+            if not name.startswith("visual.") and name in theirs
+        }
+        self.model.load_state_dict(ours, strict=False)
 
     def encode_image(self, images: Tensor, normalize: bool = False) -> Tensor:
         features = self.model.encode_image(images)

@@ -63,6 +63,12 @@ MODELS.add(
     "the sandbox CLIP architecture, randomly initialised (64 px ModifiedResNet, width 32)",
 )
 MODELS.add(
+    "starft-sandbox-vit",
+    ModelSpec("starft-sandbox-vit"),
+    "the sandbox ViT CLIP, randomly initialised (64 px, patch 8: an 8x8 token grid, width 128, "
+    "4 layers; the text tower of starft-sandbox-rn)",
+)
+MODELS.add(
     "sandbox-clip",
     ModelSpec("starft-sandbox-rn", "sandbox/sandbox_clip.safetensors"),
     "the sandbox CLIP pretrained by `starft sandbox pretrain` (shipped; the demo's default)",

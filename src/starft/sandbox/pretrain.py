@@ -16,19 +16,24 @@ from typing import Any
 
 from starft.config import load_train_config
 from starft.data import create_dataset
+from starft.errors import StarftError
 from starft.eval import evaluate_model
 from starft.models import ClipModel, create_model
 from starft.utils.io import atomic_write_json
 
-RECIPE = "recipes/sandbox_pretrain.yaml"
-WEIGHTS_NAME = "sandbox_clip.safetensors"
+# The shipped sandbox models: name -> (packaged recipe, weights file the recipe writes).
+RECIPES = {
+    "sandbox-clip": ("recipes/sandbox_pretrain.yaml", "sandbox_clip.safetensors"),
+    "sandbox-clip-vit": ("recipes/sandbox_pretrain_vit.yaml", "sandbox_clip_vit.safetensors"),
+}
 # Zero-shot evaluation sets: balanced over the attribute, seeds disjoint from training (seed 0).
 ZEROSHOT_SEED = 200
 ATTRIBUTES = ("shape", "colour", "scene", "style")
 
 
-def recipe_path() -> Path:
-    return Path(str(resources.files("starft") / "resources" / RECIPE))
+def recipe_path(model: str = "sandbox-clip") -> Path:
+    """The packaged recipe that made the shipped ``model``."""
+    return Path(str(resources.files("starft") / "resources" / RECIPES[model][0]))
 
 
 def zeroshot_accuracy(
@@ -64,17 +69,24 @@ def export_fp16(model: ClipModel, path: str | Path) -> Path:
     return path
 
 
-def pretrain(overrides: list[str] | None = None, resume: str | None = None) -> dict[str, Any]:
-    """Run the recipe; returns (and writes to ``OUT/pretrain_report.json``) accuracies and paths."""
+def pretrain(
+    overrides: list[str] | None = None,
+    resume: str | None = None,
+    model: str = "sandbox-clip",
+) -> dict[str, Any]:
+    """Run ``model``'s recipe; returns (and writes to ``OUT/pretrain_report.json``) accuracies
+    and paths."""
     from starft.train import fit
 
-    config = load_train_config(recipe_path(), list(overrides or []))
+    if model not in RECIPES:
+        raise StarftError(f"no pretraining recipe for '{model}' (known: {', '.join(RECIPES)})")
+    config = load_train_config(recipe_path(model), list(overrides or []))
     result = fit(config, resume=resume)
     weights_dir = result.best_dir or result.final_dir
-    model = create_model(str(weights_dir))
+    model_name, model = model, create_model(str(weights_dir))
     accuracies = zeroshot_accuracy(model)
     out = Path(config.out_dir)
-    weights = export_fp16(model, out / WEIGHTS_NAME)
+    weights = export_fp16(model, out / RECIPES[model_name][1])
     report = {
         "zeroshot_top1": accuracies,
         "weights": str(weights),

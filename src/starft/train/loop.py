@@ -103,6 +103,8 @@ class Trainer:
         self.model = create_model(
             config.model.name, config.model.pretrained, cache_dir=config.model.cache_dir
         )
+        if config.model.text_tower_from:
+            self.model.load_text_tower(create_model(config.model.text_tower_from))
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
         self.ddp: nn.Module = self.method

@@ -1,0 +1,72 @@
+"""The sandbox ViT: its architecture, the locked-text pretraining options it is made with."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from starft.config import OptimConfig, load_train_config
+from starft.errors import StarftError
+from starft.methods import StepInfo, Task, create_method
+from starft.models import create_model
+from starft.sandbox.pretrain import RECIPES, recipe_path
+from starft.train.optim import build_optimizer
+from starft.train.sampling import seeded_generator
+
+
+def test_sandbox_vit_architecture_has_an_8x8_token_grid():
+    model = create_model("starft-sandbox-vit")
+    visual = model.model.visual
+    assert visual.grid_size == (8, 8)
+    features = model.encode_image(torch.randn(2, 3, 64, 64), normalize=True)
+    assert features.shape == (2, model.embed_dim)
+
+
+def test_load_text_tower_copies_every_text_weight_and_refuses_other_text_configs():
+    source = create_model("sandbox-clip")
+    torch.manual_seed(0)
+    target = create_model("starft-sandbox-vit")
+    visual_before = {k: v.clone() for k, v in target.model.visual.state_dict().items()}
+    target.load_text_tower(source)
+    theirs = source.model.state_dict()
+    for name, param in target.text_tower_named_parameters():
+        assert torch.equal(param, theirs[name]), name
+    assert torch.equal(target.model.logit_scale, source.model.logit_scale)
+    for name, value in target.model.visual.state_dict().items():
+        assert torch.equal(value, visual_before[name]), name  # the image tower is untouched
+    with pytest.raises(StarftError, match="text_cfg differ"):
+        create_model("starft-tiny-vit").load_text_tower(source)
+
+
+def test_freeze_text_trains_the_image_tower_and_the_scale_only():
+    torch.manual_seed(0)
+    model = create_model("starft-tiny-vit")
+    method = create_method(
+        "flyp", model, Task(["dog", "cat"], ["a photo of a {}."]), {"freeze_text": True}
+    )
+    text_names = {f"model.model.{n}" for n, _ in model.text_tower_named_parameters()}
+    trainable = {n for n, _ in method.trainable_named_parameters()}
+    assert text_names and not (text_names & trainable)
+    assert "model.model.logit_scale" in trainable
+    assert any(n.startswith("model.model.visual.") for n in trainable)
+
+    before = {n: p.detach().clone() for n, p in method.named_parameters()}
+    optimizer = build_optimizer(method.trainable_named_parameters(), OptimConfig(lr=1e-2))
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.randn(4, 3, 32, 32, generator=g), "label": torch.tensor([0, 1, 0, 1])}
+    out = method(batch, StepInfo(0, 0, 1, 1, seeded_generator(0, 0)))
+    out["loss"].backward()
+    optimizer.step()
+    for name, param in method.named_parameters():
+        changed = not torch.equal(param, before[name])
+        if name in text_names:
+            assert not changed and param.grad is None, name
+    assert any(
+        not torch.equal(p, before[n]) for n, p in method.named_parameters() if "visual" in n
+    )
+
+
+@pytest.mark.parametrize("model", sorted(RECIPES))
+def test_every_pretraining_recipe_loads(model):
+    config = load_train_config(recipe_path(model))
+    assert config.method["name"] == "flyp"
