@@ -11,43 +11,48 @@ cache by :func:`open_client`::
     write_pool("pool.json", generate_pool(client, concepts=["background"], per_concept=20))
 """
 
-from starft.generation.backends import BACKENDS, BackendOptions, open_client
-from starft.generation.cache import AnswerCache, CachedClient, cache_key, request_record
-from starft.generation.classes import read_classnames
-from starft.generation.clean import CleanOptions, CleanResult, clean_descriptors
-from starft.generation.client import ChatClient, Message, Sampling
-from starft.generation.concepts import GeneratedBank, generate_concept_bank, write_concept_bank
-from starft.generation.pool_file import describe_pool, read_pool_file, validate_pool_file
-from starft.generation.pools import GeneratedPool, generate_pool, write_pool
-from starft.generation.prompts import PromptSet, default_prompts, load_prompts
-from starft.generation.target import TargetText
+from __future__ import annotations
 
-__all__ = [
-    "BACKENDS",
-    "AnswerCache",
-    "BackendOptions",
-    "CachedClient",
-    "ChatClient",
-    "CleanOptions",
-    "CleanResult",
-    "GeneratedBank",
-    "GeneratedPool",
-    "Message",
-    "PromptSet",
-    "Sampling",
-    "TargetText",
-    "cache_key",
-    "clean_descriptors",
-    "default_prompts",
-    "describe_pool",
-    "generate_concept_bank",
-    "generate_pool",
-    "load_prompts",
-    "open_client",
-    "read_classnames",
-    "read_pool_file",
-    "request_record",
-    "validate_pool_file",
-    "write_concept_bank",
-    "write_pool",
-]
+import importlib
+from typing import Any
+
+# Names -> the module defining them, imported on first use: the CLI builds its parsers from
+# ``starft.generation.backends`` without paying for torch (``TargetText`` needs it).
+_EXPORTS = {
+    "AnswerCache": "cache",
+    "BACKENDS": "backends",
+    "BackendOptions": "backends",
+    "CachedClient": "cache",
+    "ChatClient": "client",
+    "CleanOptions": "clean",
+    "CleanResult": "clean",
+    "GeneratedBank": "concepts",
+    "GeneratedPool": "pools",
+    "Message": "client",
+    "PromptSet": "prompts",
+    "Sampling": "client",
+    "TargetText": "target",
+    "cache_key": "cache",
+    "clean_descriptors": "clean",
+    "default_prompts": "prompts",
+    "describe_pool": "pool_file",
+    "generate_concept_bank": "concepts",
+    "generate_pool": "pools",
+    "load_prompts": "prompts",
+    "open_client": "backends",
+    "read_classnames": "classes",
+    "read_pool_file": "pool_file",
+    "request_record": "cache",
+    "validate_pool_file": "pool_file",
+    "write_concept_bank": "concepts",
+    "write_pool": "pools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"starft.generation.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'starft.generation' has no attribute '{name}'")
+
+
+__all__ = sorted(_EXPORTS)
