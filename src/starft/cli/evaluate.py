@@ -55,15 +55,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_model(name: str) -> tuple[str, str | None]:
     """A run folder -> (its best/ or final/ weights, its method name); anything else unchanged."""
+    from starft.models import is_saved_model
+
     run_dir = Path(name)
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         parent_config = run_dir.parent / "config.yaml"
-        if (run_dir / "open_clip_config.json").is_file() and parent_config.is_file():
+        if is_saved_model(run_dir) and parent_config.is_file():
             return name, _method_name(parent_config)
         return name, None
     for sub in ("best", "final"):
-        if (run_dir / sub / "open_clip_config.json").is_file():
+        if is_saved_model(run_dir / sub):
             return str(run_dir / sub), _method_name(config_file)
     from starft.errors import StarftError
 

@@ -4,7 +4,7 @@ A method owns the model being trained, any frozen teacher and its loss modules. 
 (:mod:`starft.train`) wraps the *method* in DDP, calls ``method(batch, step)`` and back-propagates
 ``out["loss"]``; every other entry of the returned dict is logged. After training (and for every
 per-epoch evaluation) ``method.classifier()`` gives an images -> logits module and
-``method.export(dir)`` writes the trained weights in a form open_clip loads.
+``method.export(dir)`` writes the trained weights in a form the model's own library loads.
 
 Two hooks serve methods that fit something before (or instead of) gradient steps, such as the
 linear probe of LP and LP-FT: :meth:`Method.prepare` runs once before the first step of a fresh
@@ -168,7 +168,7 @@ class Method(nn.Module, abc.ABC):
         return ZeroShotClassifier(self.model, head)
 
     def export(self, out_dir: str | Path) -> Path:
-        """Write the trained model as an open_clip ``local-dir`` folder."""
+        """Write the trained model as a folder its library loads (:func:`save_model`)."""
         return save_model(self.model, out_dir)
 
     # -- shared helpers --------------------------------------------------------------------------

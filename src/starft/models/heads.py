@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from starft.errors import StarftError
-from starft.models.clip_model import ClipModel
+from starft.models.protocol import ClipModel
 
 HEAD_FILE = "classification_head.safetensors"
 
