@@ -319,7 +319,8 @@ def _resnet_intermediates(
     else:
         pooled = visual.attnpool(x)
     grid = (int(x.shape[-2]), int(x.shape[-1]))
-    return ImageIntermediates({s: features[s] for s in stages}, "map", grid, pooled, attentions)
+    # The attention pool's first token is the mean of the map: one prefix token.
+    return ImageIntermediates({s: features[s] for s in stages}, "map", grid, pooled, attentions, 1)
 
 
 # -- text tower trimming -----------------------------------------------------------------------
