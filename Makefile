@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[dev,datasets]"
+	$(PY) -m pip install -q -e ".[dev,datasets,hf]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -13,12 +13,70 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-WORDS = (
-    "a an the of photo picture image small large big tiny in on with by at and next to "
-    "circle square triangle star arrow cross heart ring moon diamond hexagon "
-    "red green blue yellow purple orange white black water grass sand snow sky forest brick "
-    "night sketch cartoon painting flowers surrounded class 0 1 2 3 4 5 6 7 8 9"
-).split()
+WORDS = [
+    "a",
+    "an",
+    "the",
+    "of",
+    "photo",
+    "picture",
+    "image",
+    "small",
+    "large",
+    "big",
+    "tiny",
+    "in",
+    "on",
+    "with",
+    "by",
+    "at",
+    "and",
+    "next",
+    "to",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "arrow",
+    "cross",
+    "heart",
+    "ring",
+    "moon",
+    "diamond",
+    "hexagon",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+    "orange",
+    "white",
+    "black",
+    "water",
+    "grass",
+    "sand",
+    "snow",
+    "sky",
+    "forest",
+    "brick",
+    "night",
+    "sketch",
+    "cartoon",
+    "painting",
+    "flowers",
+    "surrounded",
+    "class",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+]
 
 
 def _bytes_to_unicode() -> dict[int, str]:

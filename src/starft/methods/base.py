@@ -120,6 +120,11 @@ class Method(nn.Module, abc.ABC):
         self.config = config
         self.rank = rank
         self.world_size = world_size
+        if model.logit_bias is not None:
+            # Sigmoid (SigLIP) models: every registered loss is a softmax over s·cos, which a
+            # shared bias cannot change, so the bias keeps its pretrained value (and DDP sees no
+            # parameter that requires a gradient but never gets one).
+            model.logit_bias.requires_grad_(False)
 
     @abc.abstractmethod
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:

@@ -67,9 +67,7 @@ def create_model(
             ``hf-hub:`` names (default: ``HF_HUB_CACHE``, ``HF_HOME/hub``, ``~/.cache``).
     """
     backend = BACKENDS.get(backend_for(name))
-    return backend.create(
-        name, pretrained, device=device, precision=precision, cache_dir=cache_dir
-    )
+    return backend.create(name, pretrained, device=device, precision=precision, cache_dir=cache_dir)
 
 
 def save_model(model: ClipModel, out_dir: str | Path) -> Path:

@@ -104,6 +104,8 @@ def roi_tokens(
     scale_y, scale_x = gh / image_size[0], gw / image_size[1]
     if abs(scale_y - scale_x) > 1e-6:
         # roi_align has one spatial scale: rescale the x coordinates to the y scale.
-        boxes = [b * torch.tensor([scale_x / scale_y, 1, scale_x / scale_y, 1]).to(b) for b in boxes]
+        boxes = [
+            b * torch.tensor([scale_x / scale_y, 1, scale_x / scale_y, 1]).to(b) for b in boxes
+        ]
     pooled = roi_resample(maps, boxes, (gh, gw), spatial_scale=scale_y)
     return pooled.flatten(2).transpose(1, 2)

@@ -82,6 +82,8 @@ def create_hf(
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     if dtype is None:
         raise StarftError(f"precision must be fp32, fp16 or bf16 for '{name}', got '{precision}'")
+    # Loading bars for a few files are noise in a training log.
+    transformers.utils.logging.disable_progress_bar()
     model_class = getattr(transformers, arch.model_class)
     dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     try:
@@ -89,7 +91,9 @@ def create_hf(
         tokenizer = transformers.AutoTokenizer.from_pretrained(ref, **kwargs)
         processor = transformers.AutoImageProcessor.from_pretrained(ref, **kwargs)
     except (OSError, ValueError) as err:
-        raise StarftError(f"could not load model '{name}' from {where}: {_first_line(err)}") from None
+        raise StarftError(
+            f"could not load model '{name}' from {where}: {_first_line(err)}"
+        ) from None
     train, val, cfg = build_transforms(processor, int(config.vision_config.image_size))
     wrapped = HFClipModel(model, tokenizer, processor, train, val, cfg, name=name)
     return wrapped.to(device)
@@ -128,9 +132,7 @@ def build_transforms(processor: Any, image_size: int) -> tuple[Any, Any, dict[st
         final = (image_size, image_size)
     tail = [ConvertRGB(), T.ToTensor(), T.Normalize(mean, std)]
     val = T.Compose([*steps, *tail])
-    train = T.Compose(
-        [T.RandomResizedCrop(final, scale=(0.9, 1.0), interpolation=mode), *tail]
-    )
+    train = T.Compose([T.RandomResizedCrop(final, scale=(0.9, 1.0), interpolation=mode), *tail])
     cfg = {
         "size": final[0] if final[0] == final[1] else final,
         "mean": mean,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from starft.errors import StarftError
+from starft.models.backends.hf_tokens import hf_token_layout, hf_vocabulary_words
 from starft.models.protocol import ClipModel, ImageIntermediates, TokenLayout, normalized
 from starft.models.regions import roi_tokens
 
@@ -172,7 +172,7 @@ class HFClipModel(ClipModel):
 
     def fast_region_features(self, images: Tensor, boxes: Sequence[Tensor]) -> Tensor:
         last = self.num_stages() - 1
-        h, features, _ = self._run(images, [last], False)
+        _, features, _ = self._run(images, [last], False)
         tokens = roi_tokens(features[last], self._grid(images), boxes, self.image_size)
         vision = self.model.vision_model
         if self.arch.prefix_tokens:  # mean of the box's tokens -> post norm -> projection
@@ -196,33 +196,16 @@ class HFClipModel(ClipModel):
         return self.model.text_model.head.weight.t()
 
     def token_layout(self) -> TokenLayout:
-        tok = self.hf_tokenizer
-        eos = tok.eos_token_id
-        if eos is None:
-            raise StarftError(f"model '{self.name}': its tokenizer has no end-of-text token")
-        ids = tok("a")["input_ids"]
-        sot = tok.bos_token_id if tok.bos_token_id is not None and ids[0] == tok.bos_token_id else None
-        special = set(tok.all_special_ids)
-        regular = tuple(i for i in sorted(tok.get_vocab().values()) if i not in special)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
-        return TokenLayout(len(regular), sot, int(eos), int(pad), self.context_length, regular)
+        return hf_token_layout(self.hf_tokenizer, self.context_length, self.name)
 
     def vocabulary_words(self) -> list[str]:
-        special = set(self.hf_tokenizer.all_special_tokens)
-        vocab = [w for w in self.hf_tokenizer.get_vocab() if w not in special]
-        if any(w.endswith("</w>") for w in vocab):  # CLIP BPE: word-final pieces
-            words = [w[:-4] for w in vocab if w.endswith("</w>")]
-        elif any(w.startswith(("▁", "Ġ")) for w in vocab):  # sentencepiece / byte-level BPE
-            words = [w[1:] for w in vocab if w.startswith(("▁", "Ġ"))]
-        else:  # word-level vocabularies
-            words = vocab
-        return sorted({w for w in words if w.isalpha()})
+        return hf_vocabulary_words(self.hf_tokenizer)
 
     def library_state_dict(self) -> dict[str, Tensor]:
         return dict(self.model.state_dict())
 
     def save_to(self, folder: Path) -> None:
-        """``save_pretrained`` of model, tokenizer and image processor: ``from_pretrained`` loads it."""
+        """``save_pretrained`` of model, tokenizer and image processor."""
         self.model.save_pretrained(str(folder))
         self.hf_tokenizer.save_pretrained(str(folder))
         self.image_processor.save_pretrained(str(folder))

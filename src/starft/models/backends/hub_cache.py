@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def hub_cache_dir(cache_dir: str | None = None) -> Path:
-    """``cache_dir`` if given, else ``HF_HUB_CACHE``, ``HF_HOME/hub``, ``~/.cache/huggingface/hub``."""
+    """``cache_dir``, else ``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``."""
     if cache_dir:
         return Path(cache_dir).expanduser()
     if os.environ.get("HF_HUB_CACHE"):

@@ -16,6 +16,7 @@ their regions go through crop-and-encode.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from starft.errors import StarftError
+from starft.models.backends.hf_tokens import hf_token_layout, hf_vocabulary_words
 from starft.models.protocol import ClipModel, ImageIntermediates, TokenLayout, normalized
 from starft.models.regions import roi_resample, roi_tokens
 
@@ -138,13 +140,15 @@ class OpenClipModel(ClipModel):
         if self._tower_kind() == "resnet":
             # RoIAlign on layer3 to 2x the attention-pool grid, then layer4 + attnpool (ViLLA).
             x = visual.layer3(visual.layer2(visual.layer1(visual.stem(images))))
-            grid = int(round((visual.attnpool.positional_embedding.shape[0] - 1) ** 0.5))
+            grid = math.isqrt(visual.attnpool.positional_embedding.shape[0] - 1)
             scale = x.shape[-1] / images.shape[-1]
             x = roi_resample(x, boxes, (2 * grid, 2 * grid), spatial_scale=scale)
             return visual.attnpool(visual.layer4(x))
         # ViT: patch tokens of the last block inside the box, averaged -> final norm -> projection.
         inter = _vit_intermediates(visual, images, [self.num_stages() - 1], False)
-        tokens = roi_tokens(inter.features[self.num_stages() - 1], inter.grid, boxes, self.image_size)
+        tokens = roi_tokens(
+            inter.features[self.num_stages() - 1], inter.grid, boxes, self.image_size
+        )
         pooled = visual.ln_post(tokens.mean(dim=1))
         return pooled @ visual.proj if visual.proj is not None else pooled
 
@@ -179,7 +183,14 @@ class OpenClipModel(ClipModel):
                 return proj.weight.t()
         raise StarftError(f"model '{self.name}': no linear text projection to the joint space")
 
+    def _hf_tokenizer(self) -> Any:
+        """The transformers tokenizer inside open_clip's ``HFTokenizer`` (SigLIP, ...), or None."""
+        inner = getattr(self.tokenizer, "tokenizer", None)
+        return inner if hasattr(inner, "all_special_ids") else None
+
     def token_layout(self) -> TokenLayout:
+        if self._hf_tokenizer() is not None:
+            return hf_token_layout(self._hf_tokenizer(), self.context_length, self.name)
         tokenizer = self.tokenizer
         sot = getattr(tokenizer, "sot_token_id", None)
         eot = getattr(tokenizer, "eot_token_id", None)
@@ -192,6 +203,8 @@ class OpenClipModel(ClipModel):
         return TokenLayout(int(min(special)), int(sot), int(eot), 0, self.context_length)
 
     def vocabulary_words(self) -> list[str]:
+        if self._hf_tokenizer() is not None:
+            return hf_vocabulary_words(self._hf_tokenizer())
         encoder = getattr(self.tokenizer, "encoder", None)
         if not encoder:
             raise StarftError(
