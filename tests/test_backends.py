@@ -260,3 +260,37 @@ def test_every_method_takes_a_step_on_every_backend(name, kind, load):
         assert any(not torch.equal(before[k], p) for k, p in params.items())
     logits = method.classifier()(data.x)
     assert logits.shape == (8, len(CLASSES)) and torch.isfinite(logits).all()
+
+
+# -- the package boundary and the listing -----------------------------------------------------
+def test_only_the_backend_package_imports_open_clip_or_transformers():
+    import ast
+    from pathlib import Path
+
+    import starft
+
+    root = Path(starft.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if root / "models" / "backends" in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] in ("open_clip", "transformers") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_ls_models_lists_the_backends_and_their_prefixes(capsys):
+    from starft.cli.main import main
+
+    assert main(["ls", "models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    backends = {line.split()[1]: line for line in lines if line.startswith("backend ")}
+    assert set(backends) == {"open_clip", "hf"}
+    assert "hf:PATH_OR_ID" in backends["hf"]
+    assert "hf-hub:ORG/NAME" in backends["open_clip"] and "local-dir:" in backends["open_clip"]

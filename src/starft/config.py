@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 @dataclass
 class ModelConfig:
-    """``name``: saved folder, starft model or open_clip architecture; ``pretrained``: tag/file."""
+    """``name``: saved folder, starft model, open_clip architecture or prefixed name (``hf:``,
+    ``hf-hub:``, ``local-dir:``; docs/models.md); ``pretrained``: open_clip tag/file;
+    ``cache_dir``: open_clip download cache, the Hugging Face cache for ``hf:`` / ``hf-hub:``."""
 
     name: str = "starft-tiny-vit"
     pretrained: str | None = None
