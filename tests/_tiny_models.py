@@ -176,6 +176,7 @@ def save_tiny_hf(kind: str, folder: str | Path, seed: int = 0) -> Path:
             num_attention_heads=2,
             max_position_embeddings=24,
             pad_token_id=0,
+            bos_token_id=None,
             eos_token_id=1,
         )
         config = SiglipConfig(text_config=text, vision_config=vision)
@@ -193,7 +194,7 @@ def save_tiny_hf(kind: str, folder: str | Path, seed: int = 0) -> Path:
 
 
 def fake_hub_cache(cache: str | Path, repo_id: str, model) -> Path:
-    """Put ``model`` (a starft open_clip model) into ``cache`` as the hub would: snapshot path."""
+    """Put ``model`` (any starft model) into ``cache`` as the hub would; returns the snapshot."""
     from starft.models import save_model
 
     cache = Path(cache)

@@ -219,6 +219,15 @@ def test_hf_hub_names_resolve_from_the_local_cache_only(load, tmp_path, monkeypa
     assert str(tmp_path / "hub") in str(err.value)
 
 
+def test_hf_model_ids_resolve_from_the_local_cache(load, tmp_path, monkeypatch):
+    source = load("hf-siglip")
+    fake_hub_cache(tmp_path / "hub", "someorg/tiny-siglip", source)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = create_model("hf:someorg/tiny-siglip")
+    want, got = source.state_dict(), model.state_dict()
+    assert set(want) == set(got) and all(torch.equal(want[k], got[k]) for k in want)
+
+
 def test_hf_folder_of_an_unsupported_type_is_named(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text('{"model_type": "bert"}')
