@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a model with a zero-shot head (class names x templates), or its "
         "trained linear head when it has one for the dataset's classes, and write one result "
         "JSON per dataset. --model takes any model name (open_clip/starft, hf:PATH_OR_ID, "
-        "hf-hub:ORG/NAME; see `starft ls models`), a saved model folder, or a run folder of `starft train` (its best/ weights). KEY=VALUE arguments go "
+        "hf-hub:ORG/NAME; see `starft ls models`), a saved model folder, or a run folder of "
+        "`starft train` (its best/ weights). KEY=VALUE arguments go "
         "to the dataset (e.g. path=val.csv split=train). --suite evaluates every dataset of a "
         "suite (see `starft ls suites`) found under --root; see docs/datasets.md for layouts.",
     )

@@ -1,9 +1,7 @@
 """The open_clip backend: any open_clip ``CLIP`` / ``CustomTextCLIP`` behind starft's protocol.
 
-Exact speed-up: causal text towers (OpenAI-style CLIP, pooled at the end-of-text token) run on the
-tokens up to the longest end-of-text position in the batch instead of the full context (77 for
-CLIP). With a causal mask a position never attends to later ones, so the pooled feature is
-unchanged while the text tower does 3-5x less work on typical captions.
+Causal text towers run on the tokens up to the longest end-of-text position in the batch (exact;
+:mod:`starft.models.backends.open_clip_text`).
 
 Intermediates and region features are computed explicitly through the tower's own modules:
 open_clip's attention runs with ``need_weights=False``, so attention probabilities are recomputed
@@ -27,6 +25,7 @@ from torch import Tensor, nn
 
 from starft.errors import StarftError
 from starft.models.backends.hf_tokens import hf_token_layout, hf_vocabulary_words
+from starft.models.backends.open_clip_text import encode_text_trimmed, supports_trimming
 from starft.models.protocol import ClipModel, ImageIntermediates, TokenLayout, normalized
 from starft.models.regions import roi_resample, roi_tokens
 
@@ -52,7 +51,7 @@ class OpenClipModel(ClipModel):
         super().__init__(tokenizer, preprocess_train, preprocess_val, name, pretrained)
         self.model = model
         self.model_cfg = model_cfg
-        self._trim_text = _supports_trimming(model)
+        self._trim_text = supports_trimming(model)
 
     # -- protocol: basics ------------------------------------------------------------------------
     @property
@@ -85,7 +84,7 @@ class OpenClipModel(ClipModel):
 
     def encode_text(self, tokens: Tensor, normalize: bool = False) -> Tensor:
         if self._trim_text:
-            features = _encode_text_trimmed(self.model, tokens)
+            features = encode_text_trimmed(self.model, tokens)
         else:
             features = self.model.encode_text(tokens)
         return normalized(features, normalize)
@@ -334,55 +333,3 @@ def _resnet_intermediates(
     grid = (int(x.shape[-2]), int(x.shape[-1]))
     # The attention pool's first token is the mean of the map: one prefix token.
     return ImageIntermediates({s: features[s] for s in stages}, "map", grid, pooled, attentions, 1)
-
-
-# -- text tower trimming -----------------------------------------------------------------------
-def _supports_trimming(model: nn.Module) -> bool:
-    """True for open_clip's built-in causal text tower pooled at the end-of-text token.
-
-    Decided from the module's structure (a causal ``attn_mask`` and argmax/eos pooling), never from
-    the model's name: SigLIP-style bidirectional towers or 'last'-token pooling must see padding.
-    """
-    attn_mask = getattr(model, "attn_mask", None)
-    pool = getattr(model, "text_pool_type", None)
-    return (
-        attn_mask is not None
-        and hasattr(model, "positional_embedding")
-        and hasattr(model, "token_embedding")
-        and pool in ("argmax", "eos")
-    )
-
-
-def _text_end(model: nn.Module, tokens: Tensor) -> int:
-    """Length to keep: one past the last end-of-text position of any row in the batch."""
-    if model.text_pool_type == "argmax":
-        ends = tokens.argmax(dim=-1)
-    else:
-        ends = (tokens == model.text_eos_id).int().argmax(dim=-1)
-    return int(ends.max().item()) + 1
-
-
-def _encode_text_trimmed(model: nn.Module, tokens: Tensor) -> Tensor:
-    """open_clip ``CLIP.encode_text`` on the tokens up to the last end-of-text position.
-
-    Mirrors open_clip's implementation line by line, slicing the positional embedding and the
-    causal mask to the kept length. Exact because the mask is causal (see module docstring).
-    """
-    from open_clip.transformer import text_global_pool
-
-    if tokens.shape[0] == 0:
-        return model.encode_text(tokens)
-    length = _text_end(model, tokens)
-    tokens = tokens[:, :length]
-    cast_dtype = model.transformer.get_cast_dtype()
-    x = model.token_embedding(tokens).to(cast_dtype)
-    x = x + model.positional_embedding[:length].to(cast_dtype)
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=model.text_eos_id)
-    if model.text_projection is not None:
-        if isinstance(model.text_projection, nn.Linear):
-            x = model.text_projection(x)
-        else:
-            x = x @ model.text_projection
-    return x
