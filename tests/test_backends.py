@@ -229,6 +229,8 @@ def test_hf_model_ids_resolve_from_the_local_cache(load, tmp_path, monkeypatch):
 
 
 def test_hf_folder_of_an_unsupported_type_is_named(tmp_path):
+    with pytest.raises(StarftError, match="does not exist"):
+        create_model(f"hf:{tmp_path / 'nowhere'}")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(StarftError, match="'bert' model; the hf backend takes clip, siglip"):

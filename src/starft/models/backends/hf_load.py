@@ -62,6 +62,8 @@ def create_hf(
     if pretrained:
         logging.warning("ignoring pretrained=%r for Hugging Face model %s", pretrained, name)
     local = Path(ref).is_dir()
+    if not local and (ref.startswith((".", "~")) or Path(ref).is_absolute() or ref.count("/") > 1):
+        raise StarftError(f"model '{name}': folder '{ref}' does not exist")
     kwargs: dict[str, Any] = {"local_files_only": True}
     if not local:
         kwargs["cache_dir"] = str(hub_cache_dir(cache_dir))
