@@ -32,11 +32,13 @@ SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
 
 @dataclass
 class ModelConfig:
-    """``name``: saved folder, starft model or open_clip architecture; ``pretrained``: tag/file.
+    """``name``: saved folder, starft model, open_clip architecture or prefixed name (``hf:``,
+    ``hf-hub:``, ``local-dir:``; docs/models.md); ``pretrained``: open_clip tag/file;
+    ``cache_dir``: open_clip download cache, the Hugging Face cache for ``hf:`` / ``hf-hub:``.
 
     ``text_tower_from``: a model (any name ``create_model`` takes) whose text tower and logit scale
     replace this model's after loading, e.g. to train a new image tower against a pretrained text
-    tower (the sandbox ViT's recipe); both must have the same text config.
+    tower (the sandbox ViT's recipe); both must have the same text tower.
     """
 
     name: str = "starft-tiny-vit"

@@ -18,8 +18,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate a model on a dataset or a suite of datasets",
         description="Evaluate a model with a zero-shot head (class names x templates), or its "
         "trained linear head when it has one for the dataset's classes, and write one result "
-        "JSON per dataset. --model takes an open_clip/starft model name, a saved model "
-        "folder, or a run folder of `starft train` (its best/ weights). KEY=VALUE arguments go "
+        "JSON per dataset. --model takes any model name (open_clip/starft, hf:PATH_OR_ID, "
+        "hf-hub:ORG/NAME; see `starft ls models`), a saved model folder, or a run folder of "
+        "`starft train` (its best/ weights). KEY=VALUE arguments go "
         "to the dataset (e.g. path=val.csv split=train). --suite evaluates every dataset of a "
         "suite (see `starft ls suites`) found under --root; see docs/datasets.md for layouts.",
     )
@@ -55,15 +56,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_model(name: str) -> tuple[str, str | None]:
     """A run folder -> (its best/ or final/ weights, its method name); anything else unchanged."""
+    from starft.models import is_saved_model
+
     run_dir = Path(name)
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         parent_config = run_dir.parent / "config.yaml"
-        if (run_dir / "open_clip_config.json").is_file() and parent_config.is_file():
+        if is_saved_model(run_dir) and parent_config.is_file():
             return name, _method_name(parent_config)
         return name, None
     for sub in ("best", "final"):
-        if (run_dir / sub / "open_clip_config.json").is_file():
+        if is_saved_model(run_dir / sub):
             return str(run_dir / sub), _method_name(config_file)
     from starft.errors import StarftError
 

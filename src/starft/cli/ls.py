@@ -24,9 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def rows(kind: str) -> list[tuple[str, str]]:
     if kind == "models":
-        from starft.models import list_models
+        from starft.models import list_backends, list_models
 
-        return list_models()
+        backends = [(f"backend {name}", text) for name, text in list_backends()]
+        return [*backends, *list_models()]
     if kind == "methods":
         from starft.method_configs import METHOD_CONFIGS
 

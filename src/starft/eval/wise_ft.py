@@ -35,7 +35,7 @@ from starft.errors import StarftError
 from starft.eval.model_eval import evaluate_model
 from starft.eval.results import build_result, result_filename, write_result
 from starft.eval.wise_ft_report import plot_wise_ft, write_table
-from starft.models import ClipModel, build_zeroshot_head, create_model
+from starft.models import ClipModel, build_zeroshot_head, create_model, is_saved_model
 from starft.models.heads import load_head
 from starft.models.interpolate import (
     check_alpha,
@@ -97,7 +97,7 @@ def run_weights(run_dir: str | Path, weights: str = "auto") -> Path:
         raise StarftError(f"weights must be one of {', '.join(WEIGHTS)}, got '{weights}'")
     run_dir = Path(run_dir)
     for sub in ("best", "final") if weights == "auto" else (weights,):
-        if (run_dir / sub / "open_clip_config.json").is_file():
+        if is_saved_model(run_dir / sub):
             return run_dir / sub
     wanted = "best/ or final/" if weights == "auto" else f"{weights}/"
     raise StarftError(f"run folder '{run_dir}' has no {wanted} weights")

@@ -4,7 +4,7 @@ A method owns the model being trained, any frozen teacher and its loss modules. 
 (:mod:`starft.train`) wraps the *method* in DDP, calls ``method(batch, step)`` and back-propagates
 ``out["loss"]``; every other entry of the returned dict is logged. After training (and for every
 per-epoch evaluation) ``method.classifier()`` gives an images -> logits module and
-``method.export(dir)`` writes the trained weights in a form open_clip loads.
+``method.export(dir)`` writes the trained weights in a form the model's own library loads.
 
 Two hooks serve methods that fit something before (or instead of) gradient steps, such as the
 linear probe of LP and LP-FT: :meth:`Method.prepare` runs once before the first step of a fresh
@@ -135,6 +135,11 @@ class Method(nn.Module, abc.ABC):
         self.config = config
         self.rank = rank
         self.world_size = world_size
+        if model.logit_bias is not None:
+            # Sigmoid (SigLIP) models: every registered loss is a softmax over s·cos, which a
+            # shared bias cannot change, so the bias keeps its pretrained value (and DDP sees no
+            # parameter that requires a gradient but never gets one).
+            model.logit_bias.requires_grad_(False)
 
     @abc.abstractmethod
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
@@ -182,7 +187,7 @@ class Method(nn.Module, abc.ABC):
         return ZeroShotClassifier(self.model, head)
 
     def export(self, out_dir: str | Path) -> Path:
-        """Write the trained model as an open_clip ``local-dir`` folder.
+        """Write the trained model as a folder its library loads (:func:`save_model`).
 
         ``classnames.json`` beside the weights records the training label space, so
         ``starft eval`` scores a dataset with a subset of those classes over all of them, as

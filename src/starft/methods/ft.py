@@ -3,7 +3,7 @@
 The head is initialised as WiSE-FT does: weights = s x (template-averaged, normalised class
 embeddings), bias 0, applied to *normalised* image features, so before the first step FT predicts
 exactly what the zero-shot model predicts. The text tower and the logit scale are frozen (FT never
-uses text after initialisation). The head is exported beside the open_clip weights
+uses text after initialisation). The head is exported beside the model weights
 (``classification_head.safetensors``) and ``starft eval`` uses it when present.
 """
 
@@ -44,7 +44,7 @@ class FT(Method):
             self.head.bias.zero_()
         # Only the image tower and the head are trained.
         model.requires_grad_(False)
-        model.model.visual.requires_grad_(True)
+        model.image_tower().requires_grad_(True)
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         features = self.model(images=batch["image"], normalize=True)["image_features"]

@@ -136,11 +136,5 @@ class StarFT(FLYP):
 
 
 def _vocabulary_words(model: ClipModel) -> list[str]:
-    """Whole-word alphabetic tokens of the model's BPE vocabulary (for random-token suffixes)."""
-    encoder = getattr(model.tokenizer, "encoder", None)
-    if not encoder:
-        raise StarftError(
-            "method.suffix=random needs a tokenizer with a word vocabulary (open_clip's BPE)"
-        )
-    words = sorted(w[:-4] for w in encoder if w.endswith("</w>") and w[:-4].isalpha())
-    return words
+    """Whole-word alphabetic tokens of the model's vocabulary (for random-token suffixes)."""
+    return model.vocabulary_words()

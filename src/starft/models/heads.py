@@ -1,8 +1,8 @@
 """Linear classification heads on normalised image features (FT, LP, LP-FT), saved beside weights.
 
-A head lives in ``classification_head.safetensors`` inside an open_clip ``local-dir`` folder, with
-its class names in the file's metadata, so a fine-tuned classifier travels as one folder and
-open_clip still loads the towers from it unchanged.
+A head lives in ``classification_head.safetensors`` inside a saved-model folder, with its class
+names in the file's metadata, so a fine-tuned classifier travels as one folder and the model's
+library (open_clip, ``transformers``) still loads the towers from it unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from starft.errors import StarftError
-from starft.models.clip_model import ClipModel
+from starft.models.protocol import ClipModel
 
 HEAD_FILE = "classification_head.safetensors"
 

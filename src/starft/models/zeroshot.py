@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from starft.models.clip_model import ClipModel
+from starft.models.protocol import ClipModel
 
 
 @torch.no_grad()
@@ -73,10 +73,12 @@ def build_context_head(
 
 
 class ZeroShotClassifier(nn.Module):
-    """Images -> logits ``s * normalize(f(x)) @ head.T`` with a fixed head.
+    """Images -> logits ``s * normalize(f(x)) @ head.T + b`` with a fixed head.
 
     ``scale`` defaults to the model's own learned ``exp(logit_scale)``, so calibration metrics (ECE,
-    NLL) reflect the temperature the model was trained with.
+    NLL) reflect the temperature the model was trained with. ``b`` is the model's ``logit_bias``
+    for sigmoid (SigLIP) models, so the logits are the model's own sigmoid logits; 0 otherwise.
+    A bias shared by all classes changes neither the ranking nor the softmax over classes.
     """
 
     def __init__(self, model: ClipModel, head: Tensor, scale: float | None = None) -> None:
@@ -84,7 +86,9 @@ class ZeroShotClassifier(nn.Module):
         self.model = model
         self.register_buffer("head", head, persistent=False)
         self.scale = float(model.scale().item()) if scale is None else float(scale)
+        bias = model.bias()
+        self.bias = 0.0 if bias is None else float(bias.item())
 
     def forward(self, images: Tensor) -> Tensor:
         features = self.model.encode_image(images, normalize=True)
-        return self.scale * features.float() @ self.head.t()
+        return self.scale * features.float() @ self.head.t() + self.bias

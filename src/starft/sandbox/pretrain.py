@@ -51,12 +51,12 @@ def zeroshot_accuracy(
 
 
 def export_fp16(model: ClipModel, path: str | Path) -> Path:
-    """The open_clip state dict in float16 (half the size; loads into a float32 model exactly)."""
+    """The library's state dict in float16 (half the size; loads into a float32 model exactly)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().half().contiguous() for k, v in model.model.state_dict().items()}
+    state = {k: v.detach().cpu().half().contiguous() for k, v in model.library_state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -120,9 +120,9 @@ def wnid_index(wnid: str) -> int | None:
 
 def imagenet_classnames() -> list[str]:
     """CLIP's 1000 ImageNet class names, read from open_clip (a dependency) rather than copied."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+    from starft.models.backends.open_clip_load import imagenet_classnames as names
 
-    return list(IMAGENET_CLASSNAMES)
+    return names()
 
 
 def class_dirs(folder: Path) -> list[str]:

@@ -1,0 +1,207 @@
+"""Tiny random models of every backend, written to disk the way a user's checkpoints are.
+
+* ``save_tiny_hf(kind, folder)``: a random ``transformers`` CLIP or SigLIP saved with
+  ``save_pretrained`` together with a tokenizer built offline (CLIP: a byte-level BPE vocabulary
+  with no merges; SigLIP: a word-level ``tokenizers`` vocabulary with an end-of-text token and no
+  start token, like SigLIP's) and an image processor.
+* ``fake_hub_cache(cache, repo_id, model)``: a starft open_clip model placed in a Hugging Face cache
+  laid out as ``huggingface_hub`` writes it (``models--ORG--NAME/{refs,snapshots}``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WORDS = [
+    "a",
+    "an",
+    "the",
+    "of",
+    "photo",
+    "picture",
+    "image",
+    "small",
+    "large",
+    "big",
+    "tiny",
+    "in",
+    "on",
+    "with",
+    "by",
+    "at",
+    "and",
+    "next",
+    "to",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "arrow",
+    "cross",
+    "heart",
+    "ring",
+    "moon",
+    "diamond",
+    "hexagon",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "purple",
+    "orange",
+    "white",
+    "black",
+    "water",
+    "grass",
+    "sand",
+    "snow",
+    "sky",
+    "forest",
+    "brick",
+    "night",
+    "sketch",
+    "cartoon",
+    "painting",
+    "flowers",
+    "surrounded",
+    "class",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def _clip_tokenizer(folder: Path):
+    from transformers import CLIPTokenizer
+
+    chars = list(_bytes_to_unicode().values())
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    (folder / "vocab.json").unlink()
+    (folder / "merges.txt").unlink()
+    return tokenizer
+
+
+def _siglip_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in WORDS:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+def save_tiny_hf(kind: str, folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny ``clip`` or ``siglip`` model + tokenizer + image processor in ``folder``."""
+    import torch
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vision = dict(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+    )
+    torch.manual_seed(seed)
+    if kind == "clip":
+        tokenizer = _clip_tokenizer(folder)
+        eos, bos = tokenizer.eos_token_id, tokenizer.bos_token_id
+        text = dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            eos_token_id=eos,
+            bos_token_id=bos,
+            pad_token_id=eos,
+        )
+        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=24)
+        model = CLIPModel(config)
+        processor = CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+        )
+    elif kind == "siglip":
+        tokenizer = _siglip_tokenizer()
+        text = dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=24,
+            pad_token_id=0,
+            bos_token_id=None,
+            eos_token_id=1,
+        )
+        config = SiglipConfig(text_config=text, vision_config=vision)
+        model = SiglipModel(config)
+        with torch.no_grad():  # SigLIP's published initialisation: s = 10, b = -10
+            model.logit_scale.fill_(2.302585)
+            model.logit_bias.fill_(-10.0)
+        processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    else:
+        raise ValueError(kind)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder
+
+
+def fake_hub_cache(cache: str | Path, repo_id: str, model) -> Path:
+    """Put ``model`` (any starft model) into ``cache`` as the hub would; returns the snapshot."""
+    from starft.models import save_model
+
+    cache = Path(cache)
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    save_model(model, snapshot)
+    return snapshot
