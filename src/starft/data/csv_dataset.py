@@ -11,8 +11,10 @@ import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from starft.data.base import ClassificationDataset, Transform
+from starft.data.region_readers import RegionFiles, mask_paths, parse_boxes
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
@@ -124,6 +126,8 @@ class CsvDataset(ClassificationDataset):
     ``root`` is the folder relative image paths start from (default: the CSV's folder). ``sep``
     defaults to a tab for ``.tsv`` files and a comma otherwise. ``caption_key``/``group_key``
     default to a ``caption`` or ``title`` column and a ``group`` column when present.
+    ``mask_root`` is a folder of mask PNGs mirroring the image paths (``mask_format``: binary,
+    soft or class_id); ``box_key`` a column of boxes (see :mod:`starft.data.region_readers`).
     """
 
     def __init__(
@@ -141,6 +145,9 @@ class CsvDataset(ClassificationDataset):
         group_names: Sequence[str] | None = None,
         sep: str | None = None,
         on_bad_image: str = "error",
+        mask_root: str | Path | None = None,
+        mask_format: str = "binary",
+        box_key: str | None = None,
     ) -> None:
         self.path = Path(path)
         if sep is None:
@@ -168,6 +175,16 @@ class CsvDataset(ClassificationDataset):
             if not name.strip():
                 raise StarftError(f"{table.where(row, image_key)}: the image path is empty")
             image_paths.append(str(root / name.strip()))
+        boxes = None
+        if box_key is not None:
+            table.require(box_key, "box_key")
+            boxes = [
+                parse_boxes(text, labels[row], table.where(row, box_key))
+                for row, text in enumerate(table.text(box_key))
+            ]
+        masks = None if mask_root is None else mask_paths(mask_root, image_paths, root)
+        self.regions = RegionFiles(mask_paths=masks, mask_format=mask_format, boxes=boxes)
+        self.region_keys = self.regions.keys
 
         super().__init__(
             classnames=classnames,
@@ -180,3 +197,6 @@ class CsvDataset(ClassificationDataset):
             transform=transform,
             on_bad_image=on_bad_image,
         )
+
+    def read_regions(self, index: int, image: Any) -> dict[str, Any]:
+        return self.regions.read(index, image)

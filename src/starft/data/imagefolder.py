@@ -10,10 +10,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from starft.data.base import ClassificationDataset, Transform
+from starft.data.region_readers import RegionFiles, mask_paths
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
@@ -21,7 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 class ImageFolderDataset(ClassificationDataset):
-    """One sub-folder per class; class names default to folder names with ``_`` as spaces."""
+    """One sub-folder per class; class names default to folder names with ``_`` as spaces.
+
+    ``mask_root``: a folder of mask PNGs with the same layout (``mask_root/<class>/<name>.png``,
+    e.g. ImageNet-S with ``mask_format=class_id``), see :mod:`starft.data.region_readers`.
+    """
 
     def __init__(
         self,
@@ -32,6 +38,8 @@ class ImageFolderDataset(ClassificationDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
         extensions: Sequence[str] = IMG_EXTENSIONS,
+        mask_root: str | Path | None = None,
+        mask_format: str = "binary",
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -62,6 +70,11 @@ class ImageFolderDataset(ClassificationDataset):
         empty = [folder for folder in folders if counts[class_to_idx[folder]] == 0]
         if empty:
             logger.warning("image folder '%s': no images in class folders %s", self.root, empty)
+        masks = None
+        if mask_root is not None:
+            masks = mask_paths(mask_root, [path for path, _ in items], self.root)
+        self.regions = RegionFiles(mask_paths=masks, mask_format=mask_format)
+        self.region_keys = self.regions.keys
         super().__init__(
             classnames=classnames,
             labels=[label for _, label in items],
@@ -70,3 +83,6 @@ class ImageFolderDataset(ClassificationDataset):
             transform=transform,
             on_bad_image=on_bad_image,
         )
+
+    def read_regions(self, index: int, image: Any) -> dict[str, Any]:
+        return self.regions.read(index, image)
