@@ -12,7 +12,7 @@ from typing import Any
 from starft.config import TrainConfig
 from starft.data import ClassificationDataset, create_dataset, get_templates
 from starft.errors import StarftError
-from starft.methods import Method, Task, create_method
+from starft.methods import METHODS, Method, Task, create_method
 from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
 
@@ -78,9 +78,23 @@ def build_task(config: TrainConfig, dataset: Any) -> Task:
     return Task(list(dataset.classnames), list(templates), list(eval_templates))
 
 
+def check_data_keys(config: TrainConfig, dataset: ClassificationDataset) -> None:
+    """The batch contract: every key the method reads is a field of the dataset's samples."""
+    name = config.method["name"]
+    needed = getattr(METHODS.get(name), "data_keys", ())
+    provided = dataset.sample_keys
+    missing = [key for key in needed if key not in provided]
+    if missing:
+        raise StarftError(
+            f"dataset '{config.data.dataset}' has no batch key '{missing[0]}', which method "
+            f"'{name}' needs (the dataset provides: {', '.join(sorted(provided))})"
+        )
+
+
 def build_method(
     config: TrainConfig, model: ClipModel, train_set: ClassificationDataset, info: DistInfo
 ) -> Method:
+    check_data_keys(config, train_set)
     params = {k: v for k, v in config.method.items() if k != "name"}
     return create_method(
         config.method["name"],
