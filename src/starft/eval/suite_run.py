@@ -23,6 +23,7 @@ from starft import __version__
 from starft.data import DatasetNotFoundError, create_dataset
 from starft.data.label_space import resolve_projection
 from starft.errors import StarftError
+from starft.eval.metric_registry import get_metric
 from starft.eval.model_eval import evaluate_model
 from starft.eval.results import build_result, result_filename, write_result
 from starft.eval.suites import Suite, SuiteEntry
@@ -32,7 +33,6 @@ from starft.utils.io import atomic_write_json, atomic_write_text, git_hash
 logger = logging.getLogger(__name__)
 
 SUMMARY_VERSION = 1
-_PERCENT = {"top1", "worst_group_acc", "avg_group_acc", "ece"}
 
 
 @dataclass
@@ -200,10 +200,8 @@ def summarize(
 
 
 def format_value(metric: str, value: float | None) -> str:
-    """Percent with one decimal for accuracies and ECE, three decimals for NLL, ``-`` if absent."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.1f}" if metric in _PERCENT else f"{value:.3f}"
+    """The registered metric's paper-table format (percent or decimals), ``-`` if absent."""
+    return get_metric(metric).format(value)
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

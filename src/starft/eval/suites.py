@@ -27,16 +27,9 @@ from typing import Any
 import yaml
 
 from starft.errors import StarftError
+from starft.eval.metric_registry import METRICS, check_metric, metric_names
 from starft.registry import Registry
 
-METRICS = ("top1", "worst_group_acc", "avg_group_acc", "ece", "nll")
-METRIC_TITLES = {
-    "top1": "Acc",
-    "worst_group_acc": "WG",
-    "avg_group_acc": "GAvg",
-    "ece": "ECE",
-    "nll": "NLL",
-}
 _ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args"}
 _SUITE_KEYS = {"name", "description", "datasets", "aggregates"}
 _AGGREGATE_KEYS = {"name", "metric", "over"}
@@ -94,13 +87,12 @@ def _check_keys(data: Any, allowed: set[str], where: str, what: str) -> dict[str
 
 def _metrics(value: Any, where: str) -> dict[str, str]:
     if value is None:
-        return {"top1": METRIC_TITLES["top1"]}
+        return {"top1": METRICS.get("top1").short}
     pairs = value.items() if isinstance(value, dict) else ((m, None) for m in value)
     metrics = {}
     for metric, title in pairs:
-        if metric not in METRICS:
-            raise _fail(where, f"unknown metric '{metric}' (metrics: {', '.join(METRICS)})")
-        metrics[str(metric)] = str(title) if title is not None else METRIC_TITLES[metric]
+        short = check_metric(str(metric), f"suite {where}").short
+        metrics[str(metric)] = str(title) if title is not None else short
     if not metrics:
         raise _fail(where, "an entry lists no metrics")
     return metrics
@@ -144,7 +136,8 @@ def parse_suite(data: Any, where: str) -> Suite:
         if not over or missing or item.get("metric") not in METRICS or not item.get("name"):
             raise _fail(
                 where,
-                f"aggregates[{i}] needs a name, a metric in ({', '.join(METRICS)}) and 'over' "
+                f"aggregates[{i}] needs a name, a metric in ({', '.join(metric_names())}) and "
+                "'over' "
                 f"labels of its datasets" + (f" (unknown label '{missing[0]}')" if missing else ""),
             )
         aggregates.append(Aggregate(str(item["name"]), str(item["metric"]), over))

@@ -12,11 +12,10 @@ from typing import Any
 from starft.config import TrainConfig
 from starft.data import ClassificationDataset, create_dataset, get_templates
 from starft.errors import StarftError
+from starft.eval.metric_registry import METRICS, selectable_metrics
 from starft.methods import METHODS, Method, Task, create_method
 from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
-
-SELECT_BY = ("top1", "worst_group_acc", "avg_group_acc")
 
 
 def check_config(config: TrainConfig, info: DistInfo) -> None:
@@ -27,8 +26,10 @@ def check_config(config: TrainConfig, info: DistInfo) -> None:
         raise StarftError(f"optim.epochs must be >= 1, got {config.optim.epochs}")
     if config.data.batch_size < 1:
         raise StarftError(f"data.batch_size must be >= 1, got {config.data.batch_size}")
-    if config.select_by not in SELECT_BY:
-        raise StarftError(f"select_by must be one of {SELECT_BY}, got '{config.select_by}'")
+    if config.select_by not in selectable_metrics():
+        raise StarftError(
+            f"select_by must be one of {', '.join(selectable_metrics())}, got '{config.select_by}'"
+        )
     if config.data.on_bad_image == "skip" and info.world_size > 1:
         # Skipping changes local batch sizes, which cross-rank feature gathers cannot take.
         raise StarftError(
@@ -54,7 +55,8 @@ def build_datasets(
             transform=model.preprocess_val,
             on_bad_image=data.on_bad_image,
         )
-    if config.select_by != "top1" and (val_set is None or val_set.groups is None):
+    needs_groups = METRICS.get(config.select_by).needs_groups
+    if needs_groups and (val_set is None or val_set.groups is None):
         raise StarftError(
             f"select_by={config.select_by} needs a validation set with groups (data.val)"
         )
