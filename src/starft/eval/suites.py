@@ -11,10 +11,13 @@ A suite is a YAML file (``resources/suites/*.yaml`` for the built-in ones, regis
     aggregates:
       - {name: OOD avg, metric: top1, over: [IN-R, IN-A, IN-S, IN-V2]}
 
-``metrics`` is a list of metric keys (see :func:`~starft.eval.metrics.compute_metrics`) or a mapping
-from key to the column title; ``projection`` names the label space the model is evaluated in
-(:mod:`starft.data.label_space`); ``args`` holds extra dataset arguments. Keeping suites as data
-means a new table is a new file, not new code.
+``metrics`` is a list of registered metric names (:mod:`starft.eval.metric_registry`) or a mapping
+from name to the column title; ``projection`` names the label space the model is evaluated in
+(:mod:`starft.data.label_space`; ``auto``: the one the dataset declares, if any); ``args`` holds
+extra dataset arguments; ``axis`` (``id``, ``group``, ``domain``, ``transfer``) says what the
+entry measures, for reports. ``datasets`` may also be a mapping from label to entry (the demo
+recipe's form, so quick/validation sections and ``key=value`` overrides address entries by
+label). Keeping suites as data means a new table is a new file, not new code.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from starft.errors import StarftError
 from starft.eval.metric_registry import METRICS, check_metric, metric_names
 from starft.registry import Registry
 
-_ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args"}
+_ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args", "axis"}
+#: What an entry measures: ID accuracy, group shift, domain shift, zero-shot transfer.
+AXES = ("id", "group", "domain", "transfer")
 _SUITE_KEYS = {"name", "description", "datasets", "aggregates"}
 _AGGREGATE_KEYS = {"name", "metric", "over"}
 
@@ -45,6 +50,7 @@ class SuiteEntry:
     metrics: dict[str, str] = field(default_factory=lambda: {"top1": "Acc"})
     projection: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    axis: str | None = None
 
     def columns(self) -> list[tuple[str, str]]:
         """``(metric, column title)``; a single metric's column is just the label."""
@@ -98,21 +104,43 @@ def _metrics(value: Any, where: str) -> dict[str, str]:
     return metrics
 
 
-def _entry(data: Any, where: str, index: int) -> SuiteEntry:
-    data = _check_keys(data, _ENTRY_KEYS, where, f"datasets[{index}]")
+def parse_entry(data: Any, where: str, name: str, label: str | None = None) -> SuiteEntry:
+    """One entry (``name`` locates it in errors; ``label`` is its key in mapping form)."""
+    data = _check_keys(data, _ENTRY_KEYS, where, name)
     if not isinstance(data.get("dataset"), str):
-        raise _fail(where, f"datasets[{index}] needs a 'dataset' name")
+        raise _fail(where, f"{name} needs a 'dataset' name")
     args = data.get("args") or {}
     if not isinstance(args, dict):
-        raise _fail(where, f"datasets[{index}].args must be a mapping")
+        raise _fail(where, f"{name}.args must be a mapping")
+    axis = data.get("axis")
+    if axis is not None and axis not in AXES:
+        raise _fail(where, f"{name}.axis must be one of {', '.join(AXES)}, got {axis!r}")
     return SuiteEntry(
         dataset=data["dataset"],
-        label=str(data.get("label") or data["dataset"]),
+        label=str(data.get("label") or label or data["dataset"]),
         split=None if data.get("split") is None else str(data["split"]),
         metrics=_metrics(data.get("metrics"), where),
         projection=data.get("projection"),
         args=dict(args),
+        axis=axis,
     )
+
+
+def parse_entries(data: Any, where: str, key: str = "datasets") -> tuple[SuiteEntry, ...]:
+    """A non-empty list of entries, or a mapping label -> entry; labels must be unique."""
+    if isinstance(data, dict) and data:
+        entries = tuple(
+            parse_entry(item, where, f"{key}.{label}", str(label)) for label, item in data.items()
+        )
+    elif isinstance(data, list) and data:
+        entries = tuple(parse_entry(item, where, f"{key}[{i}]") for i, item in enumerate(data))
+    else:
+        raise _fail(where, f"needs a non-empty '{key}' list (or mapping of label to entry)")
+    labels = [entry.label for entry in entries]
+    duplicate = next((label for label in labels if labels.count(label) > 1), None)
+    if duplicate is not None:
+        raise _fail(where, f"label '{duplicate}' is used twice (labels name table columns)")
+    return entries
 
 
 def parse_suite(data: Any, where: str) -> Suite:
@@ -120,14 +148,8 @@ def parse_suite(data: Any, where: str) -> Suite:
     data = _check_keys(data, _SUITE_KEYS, where, "the file")
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise _fail(where, "needs a 'name'")
-    raw_entries = data.get("datasets")
-    if not isinstance(raw_entries, list) or not raw_entries:
-        raise _fail(where, "needs a non-empty 'datasets' list")
-    entries = tuple(_entry(item, where, i) for i, item in enumerate(raw_entries))
+    entries = parse_entries(data.get("datasets"), where)
     labels = [entry.label for entry in entries]
-    duplicate = next((label for label in labels if labels.count(label) > 1), None)
-    if duplicate is not None:
-        raise _fail(where, f"label '{duplicate}' is used twice (labels name table columns)")
     aggregates = []
     for i, item in enumerate(data.get("aggregates") or []):
         item = _check_keys(item, _AGGREGATE_KEYS, where, f"aggregates[{i}]")
