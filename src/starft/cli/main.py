@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from starft import __version__
-from starft.cli import ablate, bench, demo, evaluate, ls, sandbox, train, wise_ft
+from starft.cli import ablate, bench, demo, evaluate, ls, report, sandbox, train, wise_ft
 from starft.errors import StarftError
 
-COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate)
+COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,6 +106,8 @@ class EntryOutcome:
     result_file: str | None = None
     #: The label space the logits were projected into (None: the dataset's own classes).
     projection: str | None = None
+    #: Names of the dataset's minority groups, if it declares them (for reports).
+    minority_groups: list[str] | None = None
 
 
 def entry_dataset_args(
@@ -221,12 +223,20 @@ def evaluate_entries(
             autocast_dtype=autocast_dtype,
         )
         space = None if projection is None else projection.space
-        outcomes.append(
-            EntryOutcome(
-                entry, "ok", metrics, per_group, predictions, dataset_args=args, projection=space
-            )
+        outcome = EntryOutcome(
+            entry, "ok", metrics, per_group, predictions, dataset_args=args, projection=space
         )
+        outcome.minority_groups = _minority_names(dataset)
+        outcomes.append(outcome)
     return outcomes
+
+
+def _minority_names(dataset: Any) -> list[str] | None:
+    ids = getattr(dataset, "minority_groups", None)
+    names = getattr(dataset, "group_names", None)
+    if ids is None or names is None:
+        return None
+    return [str(names[g]) for g in ids]
 
 
 def _jsonable_args(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,7 +266,7 @@ def write_entry_results(
     or with ``by_label`` the entry's label (sets of one dataset told apart by their arguments).
     """
     paths = []
-    for outcome in outcomes:
+    for position, outcome in enumerate(outcomes):
         if outcome.status != "ok":
             continue
         entry = outcome.entry
@@ -281,6 +291,12 @@ def write_entry_results(
                 "label": entry.label,
                 "split": entry.split,
                 "method_config": dict(method_config or {}),
+                "position": position,
+                **(
+                    {"minority_groups": outcome.minority_groups}
+                    if outcome.minority_groups is not None
+                    else {}
+                ),
                 **dict(extra or {}),
             },
         )

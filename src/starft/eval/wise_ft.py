@@ -129,7 +129,7 @@ def default_datasets(config: TrainConfig) -> list[DatasetSpec]:
             "(--dataset NAME [KEY=VALUE ...])"
         )
     name = data.val_dataset or data.dataset
-    return [DatasetSpec(name, dict(data.val), data.val_dataset or f"{data.dataset}-val", "id")]
+    return [DatasetSpec(name, dict(data.val), data.val_dataset or f"{data.dataset}-val")]
 
 
 def _zeroshot_linear_head(

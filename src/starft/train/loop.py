@@ -315,14 +315,12 @@ class Trainer:
         self._save_checkpoint()
 
     def _val_entry(self) -> SuiteEntry:
-        """The ID validation set as an evaluation entry (axis ``id``)."""
+        """The ID validation set as an evaluation entry: model-selection data, so no axis (the
+        axes are for evaluation sets; a report shows it as its own columns)."""
         data = self.config.data
         label = data.val_dataset or f"{data.dataset}-val"
         return SuiteEntry(
-            dataset=data.val_dataset or data.dataset,
-            label=label,
-            args=dict(data.val or {}),
-            axis="id",
+            dataset=data.val_dataset or data.dataset, label=label, args=dict(data.val or {})
         )
 
     def _evaluate(self) -> tuple[dict, dict, Any]:
