@@ -74,18 +74,33 @@ def _bucket_means(row: Row, bucket: str, count: int, minority: bool | None) -> f
     return statistics.fmean(values) if values else float("nan")
 
 
+def _group_stat(row: Row, metric: str) -> tuple[float, float]:
+    """A group metric of the row: the group axis's, else the first set's that has it."""
+    if metric in row.stats:
+        return row.stats[metric]
+    key = next((k for k in row.stats if k.endswith(f":{metric}")), None)
+    return row.stats[key] if key is not None else (math.nan, math.nan)
+
+
+def _model_rows(table: Sequence[Row]) -> list[Row]:
+    """Rows of trained or zero-shot models; a WiSE-FT sweep has its own plot."""
+    return [row for row in table if all(run.alpha is None for run in row.runs)] or list(table)
+
+
 def plot_group_accuracy(table: Sequence[Row], path: Path) -> Path | None:
     """Left: worst/minority/avg/majority group accuracy per row (mean, std bars).
     Right: accuracy per group (or per last name part), minority bars, majority ticks."""
-    with_groups = [row for row in table if any(run.per_group for run in row.runs)]
+    with_groups = [row for row in _model_rows(table) if any(run.per_group for run in row.runs)]
     if not with_groups:
         return None
     fig, (left, right) = _figure((12, 4.6), 2, [1, 1.6])
-    keys = [k for k in _SUMMARY if any(k in row.stats for row in with_groups)]
+    keys = [
+        k for k in _SUMMARY if any(not math.isnan(_group_stat(row, k)[0]) for row in with_groups)
+    ]
     width = 0.8 / max(len(with_groups), 1)
     for row, dx in zip(with_groups, _offsets(len(with_groups), width)):
-        means = [row.stats.get(k, (math.nan, 0))[0] for k in keys]
-        stds = [row.stats.get(k, (0, math.nan))[1] for k in keys]
+        means = [_group_stat(row, k)[0] for k in keys]
+        stds = [_group_stat(row, k)[1] for k in keys]
         left.bar(
             [k + dx for k in range(len(keys))],
             means,
@@ -128,6 +143,7 @@ def plot_group_accuracy(table: Sequence[Row], path: Path) -> Path | None:
 
 def plot_group_differences(table: Sequence[Row], path: Path, reference: str) -> Path | None:
     """Per-group accuracy of every row minus the ``reference`` row's (one panel)."""
+    table = _model_rows(table)
     ref = next((row for row in table if reference in (row.label, row.method)), None)
     others = [row for row in table if row is not ref and any(r.per_group for r in row.runs)]
     if ref is None or not others or not any(run.per_group for run in ref.runs):

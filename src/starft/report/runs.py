@@ -36,6 +36,8 @@ AXIS_COLUMNS = {
     "ood_avg_acc": ("OOD avg", "top1"),
     "zeroshot_transfer_acc": ("ZS transfer", "top1"),
 }
+#: The pretrained model's run name (the demo's; rows without an explicit order put it first).
+ZEROSHOT = "zeroshot"
 GROUP_METRICS = ("worst_group_acc", "avg_group_acc", "minority_group_acc", "majority_group_acc")
 # Metrics shown for results without an axis (the others stay in the JSON and the CSV).
 LABEL_METRICS = ("top1", "worst_group_acc", "avg_group_acc", "macro_f1")
@@ -174,9 +176,23 @@ def _label(result: dict[str, Any]) -> str:
 
 
 def collect_runs(paths: Iterable[str | Path]) -> list[RunRecord]:
-    """Result JSONs under ``paths`` grouped into runs, in row order (``order``, then found)."""
+    """Result JSONs under ``paths`` grouped into runs, in row order: a result's ``order`` (the
+    demo's method order), else zero-shot first; then the order found (path order), a WiSE-FT
+    sweep after its base method by α."""
     grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for _, result in find_results(paths):
         grouped.setdefault(run_key(result), []).append(result)
     runs = [run_record(results) for results in grouped.values()]
-    return sorted(runs, key=lambda run: run.order)  # stable: ties keep the order found
+    # A WiSE-FT sweep sits after its base method, by α; sorted() is stable otherwise.
+    first: dict[str, int] = {}
+    for run in runs:
+        first.setdefault(run.base_method or run.method, len(first))
+    return sorted(
+        runs,
+        key=lambda run: (
+            run.order,
+            run.method != ZEROSHOT,
+            first[run.base_method or run.method],
+            -math.inf if run.alpha is None else run.alpha,
+        ),
+    )

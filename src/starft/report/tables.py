@@ -16,9 +16,8 @@ from typing import Any
 
 from starft.errors import StarftError
 from starft.eval.metric_registry import METRICS, Metric
-from starft.report.runs import AXIS_COLUMNS, RunRecord
+from starft.report.runs import AXIS_COLUMNS, ZEROSHOT, RunRecord
 
-ZEROSHOT = "zeroshot"
 # Display names of methods in tables and plots (anything else shows as its own name).
 METHOD_LABELS = {
     ZEROSHOT: "zero-shot",

@@ -338,6 +338,7 @@ class Trainer:
                 dist=self.info,
                 autocast_dtype=self.autocast_dtype,
             )
+            self._val_outcome = outcome  # written by _write_result if this epoch is the best
             return outcome.metrics, outcome.per_group, outcome.predictions
         finally:
             self.method.train()
@@ -345,8 +346,11 @@ class Trainer:
     def _write_result(self, metrics: dict, per_group: dict, predictions: Any, epoch: int) -> None:
         entry = self._val_entry()
         results = self.out_dir / "results"
+        outcome = getattr(self, "_val_outcome", None) or EntryOutcome(
+            entry, "ok", metrics, per_group, dataset_args=entry.args
+        )
         write_entry_results(
-            [EntryOutcome(entry, "ok", metrics, per_group, dataset_args=entry.args)],
+            [outcome],
             results,
             model=self.config.model.name,
             method=self.config.method["name"],
