@@ -24,6 +24,7 @@ Any dataset emits these fields by calling :func:`transform_sample` (the base cla
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -83,11 +84,13 @@ def _pil_to_image(image: Image.Image) -> tv_tensors.Image:
     return tv_tensors.Image(functional.to_tensor(image))
 
 
+@functools.lru_cache(maxsize=64)
 def region_transform(transform: Callable[..., Any]) -> v2.Transform:
     """A v2 transform doing what ``transform`` does to an image, to masks and boxes as well.
 
     ``transform`` is a v2 transform (returned as is), or a v1 ``Compose`` (or single step) whose
     steps all have v2 equivalents; anything else raises a :class:`StarftError` naming the step.
+    Conversions are cached per transform object (a dataset converts its transform once).
     """
     if isinstance(transform, v2.Transform):
         return transform
