@@ -52,6 +52,8 @@ class Metric:
     higher_is_better: bool = True
     needs_groups: bool = False
     digits: int = 3
+    #: Dataset attributes the metric needs (not None), checked before a run selects by it.
+    requires: tuple[str, ...] = ()
 
     def format(self, value: float | None) -> str:
         """Paper-table style: percent with one decimal, else ``digits`` decimals, ``-`` if none."""
@@ -124,6 +126,7 @@ METRICS.add(
         "worst-group",
         "WG",
         needs_groups=True,
+        requires=("groups",),
     ),
     "lowest accuracy over the groups present",
 )
@@ -134,17 +137,30 @@ METRICS.add(
         "avg-group",
         "GAvg",
         needs_groups=True,
+        requires=("groups",),
     ),
     "unweighted mean of the per-group accuracies",
 )
 METRICS.add(
     "minority_group_acc",
-    Metric(lambda d: _minority(d, True), "minority-group", "Min", needs_groups=True),
+    Metric(
+        lambda d: _minority(d, True),
+        "minority-group",
+        "Min",
+        needs_groups=True,
+        requires=("groups", "minority_groups"),
+    ),
     "unweighted mean accuracy of the dataset's minority groups (when it names them)",
 )
 METRICS.add(
     "majority_group_acc",
-    Metric(lambda d: _minority(d, False), "majority-group", "Maj", needs_groups=True),
+    Metric(
+        lambda d: _minority(d, False),
+        "majority-group",
+        "Maj",
+        needs_groups=True,
+        requires=("groups", "minority_groups"),
+    ),
     "unweighted mean accuracy of the groups that are not minority groups",
 )
 

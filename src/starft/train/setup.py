@@ -55,10 +55,14 @@ def build_datasets(
             transform=model.preprocess_val,
             on_bad_image=data.on_bad_image,
         )
-    needs_groups = METRICS.get(config.select_by).needs_groups
-    if needs_groups and (val_set is None or val_set.groups is None):
+    missing = [
+        attr
+        for attr in METRICS.get(config.select_by).requires
+        if val_set is None or getattr(val_set, attr, None) is None
+    ]
+    if missing:
         raise StarftError(
-            f"select_by={config.select_by} needs a validation set with groups (data.val)"
+            f"select_by={config.select_by} needs a validation set (data.val) with {missing[0]}"
         )
     return train_set, val_set
 
