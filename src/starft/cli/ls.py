@@ -1,15 +1,15 @@
-"""``starft ls KIND``: what exists (models, methods, datasets, suites, pools, templates)."""
+"""``starft ls KIND``: what exists (models, methods, datasets, suites, metrics, pools, ...)."""
 
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("models", "methods", "datasets", "suites", "pools", "templates")
+KINDS = ("models", "methods", "datasets", "suites", "metrics", "pools", "templates")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ls", help="list registered models, methods, datasets, suites, pools or templates"
+        "ls", help="list registered models, methods, datasets, suites, metrics, pools or templates"
     )
     p.add_argument("kind", choices=KINDS)
     p.set_defaults(run=run)
@@ -32,6 +32,16 @@ def rows(kind: str) -> list[tuple[str, str]]:
         from starft.eval.suites import SUITES
 
         return [(e.name, e.description) for e in SUITES]
+    if kind == "metrics":
+        from starft.eval.metric_registry import METRICS
+
+        return [
+            (
+                e.name,
+                f"{e.description} ({'higher' if e.obj.higher_is_better else 'lower'} is better)",
+            )
+            for e in METRICS.in_order()
+        ]
     if kind == "pools":
         from starft.data import list_pools, load_pool
 
