@@ -121,11 +121,11 @@ def test_report_over_two_train_runs_and_a_wise_ft_sweep(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "ft"), str(tmp_path / "flyp"), "--out", str(out)]) == 0
     text = (out / "report.md").read_text(encoding="utf-8")
-    for row in ("| FT (CE) | 1 |", "| FLYP | 1 |", "| flyp+wise_ft@0.5 | 1 |"):
+    for row in ("| FT (CE) | 1 |", "| FLYP | 1 |", "| FLYP WiSE-FT α=0.5 | 1 |"):
         assert row in text, row
     assert "synthetic-val top-1" in text and "synthetic-val worst-group" in text
     # The α = 1 sweep point is the run's own weights: the same numbers as its validation result.
     table = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
-    assert table["| flyp+wise_ft@1"].split(" | ")[2:] == table["| FLYP"].split(" | ")[2:]
+    assert table["| FLYP WiSE-FT α=1"].split(" | ")[2:] == table["| FLYP"].split(" | ")[2:]
     for name in ("wise_ft_alpha.png", "group_accuracy.png", "group_differences.png"):
         assert (out / name).read_bytes().startswith(PNG_MAGIC), name

@@ -94,7 +94,16 @@ class Row:
 
 
 def _row_label(run: RunRecord, fields: Sequence[str]) -> str:
-    parts = [method_label(run.method)] if "method" in fields else []
+    parts = []
+    if "method" in fields:
+        swept = run.alpha is not None and run.base_method
+        # A WiSE-FT point reads "FLYP WiSE-FT α=0.5" rather than its result label.
+        name = (
+            f"{method_label(run.base_method or '')} WiSE-FT" if swept else method_label(run.method)
+        )
+        parts.append(name)
+        if swept and "alpha" not in fields:
+            parts.append(f"α={run.alpha:g}")
     if "model" in fields:
         parts.append(run.model)
     if "seed" in fields and run.seed is not None:
