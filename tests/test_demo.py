@@ -206,3 +206,32 @@ def test_quick_demo_end_to_end_with_the_pretrained_model(tmp_path, capsys):
         assert methods[method]["id_acc"] > 0.5
         assert methods[method]["minority_group_acc"] < methods["zeroshot"]["minority_group_acc"]
     assert (out / "report.md").is_file() and "report:" in capsys.readouterr().out
+    # `starft report` over the demo's folder reproduces the demo's table exactly.
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert _results_table(out / "report.md") == _results_table(tmp_path / "report" / "report.md")
+
+
+def _results_table(path: Path) -> list[str]:
+    """The lines of the first Markdown table after the results heading."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("## Results"))
+    table = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    assert len(table) >= 3
+    return table
+
+
+def test_report_of_the_demo_folder_reproduces_its_table(demo_run, tmp_path):
+    out, _, _ = demo_run
+    assert main(["report", str(out), "--out", str(tmp_path)]) == 0
+    assert _results_table(out / "report.md") == _results_table(tmp_path / "report.md")
+    # Every result carries what the report needs: seed, axis and the method config.
+    result = load_result(
+        out / "runs" / "flyp-seed0" / "results" / "starft-sandbox-rn__flyp__sketch.json"
+    )
+    assert result["seed"] == 0 and result["axis"] == "domain"
+    assert result["method_config"]["name"] == "flyp"

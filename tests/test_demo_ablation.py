@@ -69,7 +69,12 @@ def test_extends_errors_name_the_recipe(tmp_path: Path):
 def _record(run: str, seed: int | None, acc: float) -> RunRecord:
     keys = ("id_acc", "worst_group_acc", "avg_group_acc", "minority_group_acc", "ood_avg_acc")
     metrics = {key: acc for key in keys} | {"zeroshot_transfer_acc": 0.5}
-    return RunRecord(method=run, seed=seed, metrics=metrics, per_group={})
+    # The method config each run's result JSONs record (the recipe's, merged for variants).
+    recipe = load_recipe("sandbox_ablate")
+    config = (
+        {} if run == "zeroshot" else recipe.train_config(run, seed=0, model="m", out_dir="x").method
+    )
+    return RunRecord(method=run, seed=seed, metrics=metrics, per_group={}, method_config=config)
 
 
 def test_ablation_table_shows_varied_options_and_mean_std():

@@ -69,6 +69,8 @@ def test_compute_metrics_with_named_groups():
         "top1",
         "ece",
         "nll",
+        "macro_f1",
+        "per_class_acc",
         "n_samples",
         "worst_group_acc",
         "avg_group_acc",
@@ -171,3 +173,45 @@ def test_project_logits_selects_columns_in_order():
     for bad in ([], [6], [-1], [1, 1]):
         with pytest.raises(ValueError):
             project_logits(logits, bad)
+
+
+def test_macro_f1_and_per_class_accuracy_by_hand():
+    from starft.eval.metrics import macro_f1, per_class_accuracy
+
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    preds = torch.tensor([0, 0, 1, 1, 2, 3])  # class 3 only predicted: a false positive only
+    # F1: class 0 = 2·2/(3+2) = 0.8; class 1 = 2·1/(1+2) = 2/3; class 2 = 2·1/(2+1) = 2/3.
+    assert macro_f1(preds, labels) == pytest.approx((0.8 + 2 / 3 + 2 / 3) / 3)
+    assert per_class_accuracy(preds, labels) == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+
+
+def test_adding_a_metric_is_one_registration(monkeypatch):
+    from starft.eval.metric_registry import METRICS, Metric
+    from starft.eval.suites import parse_suite
+
+    monkeypatch.setattr(METRICS, "_entries", dict(METRICS._entries))
+    METRICS.add(
+        "error_rate",
+        Metric(
+            lambda d: 1 - (d.preds == d.labels).double().mean().item(),
+            "error",
+            "Err",
+            higher_is_better=False,
+        ),
+        "1 - top-1",
+    )
+    metrics, _ = compute_metrics(one_hot_logits(PREDS), LABELS)
+    assert metrics["error_rate"] == pytest.approx(1 - metrics["top1"])
+    suite = parse_suite(
+        {"name": "s", "datasets": [{"dataset": "d", "metrics": ["error_rate"]}]}, "t"
+    )
+    assert suite.entries[0].metrics == {"error_rate": "Err"}
+
+
+def test_minority_and_majority_group_accuracy():
+    metrics, _ = compute_metrics(one_hot_logits(PREDS), LABELS, GROUPS, minority_groups=[2])
+    by_group = compute_metrics(one_hot_logits(PREDS), LABELS, GROUPS)[1]
+    assert metrics["minority_group_acc"] == by_group["2"]["acc"]
+    assert metrics["majority_group_acc"] == pytest.approx(
+        (by_group["0"]["acc"] + by_group["1"]["acc"]) / 2
+    )

@@ -121,7 +121,7 @@ def test_wise_ft_of_an_ft_run_interpolates_the_head(tmp_path):
     assert half["alpha"] == 0.5 and half["method"] == "ft+wise_ft@0.5"
     assert half["config"]["wise_ft"]["alpha"] == 0.5 and half["dataset"] == "synthetic"
     table = (out / "wise_ft.md").read_text().splitlines()
-    assert table[2].startswith("| α | synthetic top-1 | synthetic worst group |")
+    assert table[2].startswith("| α | synthetic top-1 | synthetic worst-group |")
     assert [line.split("|")[1].strip() for line in table[4:7]] == ["0", "0.5", "1"]
     assert (out / "wise_ft.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -146,59 +146,81 @@ def _evaluate_dataset(args: argparse.Namespace, info: Any) -> int:
     import sys
 
     from starft.config import parse_flat_overrides
-    from starft.data import create_dataset
     from starft.data.label_space import eval_label_space, read_training_classes
-    from starft.eval import build_result, evaluate_model, result_filename, write_result
+    from starft.eval.harness import (
+        AUTO_PROJECTION,
+        ModelSubject,
+        build_entry_dataset,
+        entry_projection,
+        evaluate_entries,
+        write_entry_results,
+    )
+    from starft.eval.suites import SuiteEntry
 
     model, weights, inferred_method, head, device = _load_model(args, info)
     dataset_args: dict[str, Any] = {"root": args.root} if args.root else {}
     dataset_args.update(parse_flat_overrides(args.overrides))
-    dataset = create_dataset(args.dataset, **dataset_args, transform=model.preprocess_val)
-    projection = None if args.no_projection else getattr(dataset, "projection", None)
+    # One dataset is a one-entry suite: the same path as suites, training and the demo.
+    entry = SuiteEntry(
+        dataset=args.dataset,
+        label=args.dataset,
+        args=dataset_args,
+        projection=None if args.no_projection else AUTO_PROJECTION,
+    )
+    dataset = build_entry_dataset(entry, model.preprocess_val)
     label_space = ""
-    if projection is None and not args.no_projection and Path(weights).is_dir():
+    if (
+        entry_projection(entry, dataset) is None
+        and not args.no_projection
+        and Path(weights).is_dir()
+    ):
         # A fine-tuned model scores a dataset with a subset of its training classes over all
         # of them (by name), as its run's validation did.
         training = head[1] if head is not None else read_training_classes(weights)
         dataset, label_space = eval_label_space(dataset, training)
         if label_space and info.is_main:
             print(f"starft: {label_space}", file=sys.stderr)
-    metrics, per_group, predictions = evaluate_model(
-        model,
-        dataset,
-        linear_head=head,
-        templates=_templates(args),
-        projection=projection,
+    (outcome,) = evaluate_entries(
+        ModelSubject(model, head, _templates(args)),
+        [entry],
+        datasets={entry.label: dataset},
         **_eval_kwargs(args, info, device),
     )
     if not info.is_main:
         return 0
     method = args.method_label or inferred_method or "zeroshot"
-    config = {
-        "model": args.model,
-        "weights": weights,
-        "pretrained": args.pretrained,
-        "dataset": args.dataset,
-        "dataset_args": dataset_args,
-        "templates": args.templates,
-        "projection": None if projection is None else projection.space,
-        "label_space": label_space or "the dataset's classes",
-    }
-    result = build_result(
+    run_config = _run_config(args.model)
+    (path,) = write_entry_results(
+        [outcome],
+        args.out,
         model=args.model,
         method=method,
-        dataset=args.dataset,
-        config=config,
-        metrics=metrics,
-        per_group=per_group,
-        n_samples=metrics["n_samples"],
+        config={
+            "model": args.model,
+            "weights": weights,
+            "pretrained": args.pretrained,
+            "templates": args.templates,
+            "label_space": label_space or "the dataset's classes",
+        },
+        seed=run_config.get("seed"),
+        method_config=run_config.get("method"),
+        file_label=Path(args.model).name or args.model,
+        save_predictions=args.save_predictions,
     )
-    out = Path(args.out)
-    path = out / result_filename(Path(args.model).name or args.model, method, args.dataset)
-    write_result(path, result, predictions=predictions if args.save_predictions else None)
-    _print_metrics(metrics, per_group)
+    _print_metrics(outcome.metrics, outcome.per_group)
     print(f"result: {path}")
     return 0
+
+
+def _run_config(name: str) -> dict[str, Any]:
+    """The ``config.yaml`` of the run folder ``name`` (or of the run holding it), else empty."""
+    from starft.config import load_yaml
+
+    for folder in (Path(name), Path(name).parent):
+        if (folder / "config.yaml").is_file():
+            data = load_yaml(folder / "config.yaml")
+            return data if isinstance(data, dict) else {}
+    return {}
 
 
 def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
@@ -217,6 +239,7 @@ def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
         if info.is_main:
             print(f"starft: warning: {message}", file=sys.stderr)
 
+    run_config = _run_config(args.model)
     summary = run_suite(
         suite,
         model,
@@ -237,6 +260,8 @@ def _evaluate_suite(args: argparse.Namespace, info: Any) -> int:
         save_predictions=args.save_predictions,
         write=info.is_main,
         warn=warn,
+        seed=run_config.get("seed"),
+        method_config=run_config.get("method"),
         **_eval_kwargs(args, info, device),
     )
     if not info.is_main:

@@ -1,4 +1,4 @@
-"""``starft ls KIND [NAME]``: what exists (models, methods, datasets, suites, pools, templates).
+"""``starft ls KIND [NAME]``: what exists (models, methods, datasets, suites, metrics, pools, ...).
 
 With a NAME, ``methods`` prints the method's config fields (type, default, one-line help) and
 ``datasets`` the dataset's arguments (type, default) after its description.
@@ -10,12 +10,12 @@ import argparse
 import inspect
 from typing import Any
 
-KINDS = ("models", "methods", "datasets", "suites", "pools", "templates")
+KINDS = ("models", "methods", "datasets", "suites", "metrics", "pools", "templates")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ls", help="list registered models, methods, datasets, suites, pools or templates"
+        "ls", help="list registered models, methods, datasets, suites, metrics, pools or templates"
     )
     p.add_argument("kind", choices=KINDS)
     p.add_argument("name", nargs="?", help="methods/datasets: print this one's fields or arguments")
@@ -40,6 +40,16 @@ def rows(kind: str) -> list[tuple[str, str]]:
         from starft.eval.suites import SUITES
 
         return [(e.name, e.description) for e in SUITES]
+    if kind == "metrics":
+        from starft.eval.metric_registry import METRICS
+
+        return [
+            (
+                e.name,
+                f"{e.description} ({'higher' if e.obj.higher_is_better else 'lower'} is better)",
+            )
+            for e in METRICS.in_order()
+        ]
     if kind == "pools":
         from starft.data import list_pools, load_pool
 

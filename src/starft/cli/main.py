@@ -17,13 +17,14 @@ from starft.cli import (
     evaluate,
     ls,
     pools,
+    report,
     sandbox,
     train,
     wise_ft,
 )
 from starft.errors import StarftError
 
-COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate, pools, concepts)
+COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate, report, pools, concepts)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from starft.config import OnBadImage
+from starft.data.regions import transform_sample
 from starft.data.templates import TemplateSpec, get_templates
 from starft.errors import StarftError
 
@@ -28,6 +29,8 @@ ON_BAD_IMAGE: tuple[str, ...] = typing.get_args(OnBadImage)
 DEFAULT_TEMPLATES = "simple"
 
 Transform = Callable[[Image.Image], Any]
+#: Fields every sample of a :class:`ClassificationDataset` has.
+BASE_KEYS = ("image", "label", "group", "index")
 
 
 class UnreadableImageError(StarftError):
@@ -74,7 +77,16 @@ class ClassificationDataset(Dataset):
     list of format strings or a file); the default is the single ``"a photo of a {}."``. Groups
     without ``group_names`` are named ``group_0 ..``. Subclasses either pass ``image_paths`` (one
     file per sample, read by :meth:`load_image`) or override :meth:`read_image`.
+
+    Region fields (``mask``, ``parts``, ``boxes``, see :mod:`starft.data.regions`): a subclass
+    lists the ones it emits in ``region_keys`` and returns them from :meth:`read_regions`; the
+    transform then moves them with the image.
     """
+
+    #: Region fields the samples carry (a subset of :data:`starft.data.regions.REGION_KEYS`).
+    region_keys: tuple[str, ...] = ()
+    #: Names of the part masks of ``parts`` (datasets that emit parts set it).
+    part_names: list[str] | None = None
 
     def __init__(
         self,
@@ -174,6 +186,21 @@ class ClassificationDataset(Dataset):
             raise TypeError(f"{type(self).__name__} must pass image_paths or override read_image")
         return self.load_image(self.image_paths[index])
 
+    @property
+    def sample_keys(self) -> frozenset[str]:
+        """The batch fields this dataset's samples carry (for methods' ``data_keys`` checks)."""
+        caption = ("caption",) if self.captions is not None else ()
+        return frozenset((*BASE_KEYS, *caption, *self.region_keys))
+
+    def read_regions(self, index: int, image: Image.Image) -> dict[str, Any]:
+        """Region fields of sample ``index`` in pixels of its decoded ``image`` (default: none).
+
+        Subclasses return the keys of ``region_keys``: ``mask`` float ``[H, W]``, ``parts``
+        ``[P, H, W]`` with ``part_weights`` ``[P]``, ``boxes`` xyxy ``[K, 4]`` with
+        ``box_labels`` ``[K]``.
+        """
+        return {}
+
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         """The sample dict, or ``None`` for an unreadable image when ``on_bad_image='skip'``."""
         index = operator.index(index)  # numpy ints from samplers become plain ints
@@ -186,12 +213,19 @@ class ClassificationDataset(Dataset):
                 raise
             logger.warning("skipping sample %d: %s", index, error)
             return None
+        fields = transform_sample(
+            self.transform,
+            image,
+            self.read_regions(index, image) if self.region_keys else {},
+            where=f"{type(self).__name__} sample {index}",
+        )
         sample: dict[str, Any] = {
-            "image": image if self.transform is None else self.transform(image),
+            "image": fields.pop("image"),
             "label": self.labels[index],
             "group": -1 if self.groups is None else self.groups[index],
             "index": index,
         }
         if self.captions is not None:
             sample["caption"] = self.captions[index]
+        sample.update(fields)
         return sample

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from starft.data.regions import LIST_KEYS
+
 
 def _collate_field(values: list[Any]) -> Any:
     first = values[0]
@@ -27,6 +29,8 @@ def _collate_field(values: list[Any]) -> Any:
 def collate_samples(samples: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     """Batch dict samples: tensors stacked, ints to LongTensors, strings kept as lists.
 
+    ``boxes`` and ``box_labels`` (a different count per sample) stay lists of tensors.
+
     ``None`` entries (skipped unreadable images) are dropped and counted in ``num_skipped``.
     If every sample was skipped this returns ``None``: training and evaluation loops must skip a
     ``None`` batch (there is nothing to stack into a tensor of the right shape).
@@ -38,6 +42,12 @@ def collate_samples(samples: list[dict[str, Any] | None]) -> dict[str, Any] | No
     for sample in kept:
         if sample.keys() != keys:
             raise ValueError(f"samples in one batch have different keys: {keys} vs {sample.keys()}")
-    batch = {key: _collate_field([sample[key] for sample in kept]) for key in keys}
+    # Boxes differ in number per sample: they stay lists of [K, 4] / [K] tensors.
+    batch = {
+        key: [sample[key] for sample in kept]
+        if key in LIST_KEYS
+        else _collate_field([sample[key] for sample in kept])
+        for key in keys
+    }
     batch["num_skipped"] = len(samples) - len(kept)
     return batch

@@ -11,6 +11,7 @@ import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from starft.data.base import ClassificationDataset, Transform
 from starft.data.classnames import (
@@ -19,6 +20,7 @@ from starft.data.classnames import (
     index_by_name,
     read_classnames,
 )
+from starft.data.region_readers import RegionFiles, mask_paths, parse_boxes
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
@@ -169,6 +171,9 @@ class CsvDataset(ClassificationDataset):
 
     Integer labels with none of these are an error: captions "a photo of a class_0." would
     train the model on nothing. Every image file must exist when the dataset is built.
+
+    ``mask_root`` is a folder of mask PNGs mirroring the image paths (``mask_format``: binary,
+    soft or class_id); ``box_key`` a column of boxes (see :mod:`starft.data.region_readers`).
     """
 
     def __init__(
@@ -187,6 +192,9 @@ class CsvDataset(ClassificationDataset):
         group_names: Sequence[str] | None = None,
         sep: str | None = None,
         on_bad_image: str = "error",
+        mask_root: str | Path | None = None,
+        mask_format: str = "binary",
+        box_key: str | None = None,
     ) -> None:
         self.path = Path(path)
         if sep is None:
@@ -226,6 +234,16 @@ class CsvDataset(ClassificationDataset):
             if not name.strip():
                 raise StarftError(f"{table.where(row, image_key)}: the image path is empty")
             image_paths.append(str(root / name.strip()))
+        boxes = None
+        if box_key is not None:
+            table.require(box_key, "box_key")
+            boxes = [
+                parse_boxes(text, labels[row], table.where(row, box_key))
+                for row, text in enumerate(table.text(box_key))
+            ]
+        masks = None if mask_root is None else mask_paths(mask_root, image_paths, root)
+        self.regions = RegionFiles(mask_paths=masks, mask_format=mask_format, boxes=boxes)
+        self.region_keys = self.regions.keys
 
         super().__init__(
             classnames=names,
@@ -256,3 +274,6 @@ class CsvDataset(ClassificationDataset):
             f"'a photo of a class_0.'): pass classnames= (a list or a file), add a classname "
             f"column, or put {CLASSNAMES_FILE} (one name per line) beside the CSV"
         )
+
+    def read_regions(self, index: int, image: Any) -> dict[str, Any]:
+        return self.regions.read(index, image)

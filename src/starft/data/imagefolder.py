@@ -10,11 +10,13 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from starft.data.base import ClassificationDataset, Transform
 from starft.data.classnames import ClassNamesSpec, check_caption_names, read_classnames
+from starft.data.region_readers import RegionFiles, mask_paths
 from starft.data.templates import TemplateSpec
 from starft.errors import StarftError
 
@@ -29,6 +31,9 @@ class ImageFolderDataset(ClassificationDataset):
     (one name per line, a JSON list or a JSON object). Folders named by numbers or WordNet ids
     (``0``, ``n01440764``) without ``classnames=`` are an error: captions would read
     "a photo of a n01440764.".
+
+    ``mask_root``: a folder of mask PNGs with the same layout (``mask_root/<class>/<name>.png``,
+    e.g. ImageNet-S with ``mask_format=class_id``), see :mod:`starft.data.region_readers`.
     """
 
     def __init__(
@@ -40,6 +45,8 @@ class ImageFolderDataset(ClassificationDataset):
         templates: TemplateSpec | None = None,
         on_bad_image: str = "error",
         extensions: Sequence[str] = IMG_EXTENSIONS,
+        mask_root: str | Path | None = None,
+        mask_format: str = "binary",
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -64,6 +71,11 @@ class ImageFolderDataset(ClassificationDataset):
         empty = [folder for folder in folders if counts[class_to_idx[folder]] == 0]
         if empty:
             logger.warning("image folder '%s': no images in class folders %s", self.root, empty)
+        masks = None
+        if mask_root is not None:
+            masks = mask_paths(mask_root, [path for path, _ in items], self.root)
+        self.regions = RegionFiles(mask_paths=masks, mask_format=mask_format)
+        self.region_keys = self.regions.keys
         super().__init__(
             classnames=classnames,
             labels=[label for _, label in items],
@@ -99,3 +111,6 @@ class ImageFolderDataset(ClassificationDataset):
                 "given (a mapping folder -> name allows a subset of the classes)"
             )
         return given
+
+    def read_regions(self, index: int, image: Any) -> dict[str, Any]:
+        return self.regions.read(index, image)

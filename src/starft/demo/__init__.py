@@ -4,7 +4,6 @@ from starft.demo.recipe import (
     SUMMARY_KEYS,
     ZEROSHOT,
     DemoRecipe,
-    EvalSet,
     load_recipe,
     recipe_path,
 )
@@ -13,11 +12,11 @@ from starft.demo.runner import (
     DEFAULT_MODEL,
     DemoResult,
     GroupInfo,
-    RunRecord,
     check_methods,
     resolve_demo_model,
     run_demo,
 )
+from starft.report import RunRecord
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -25,7 +24,6 @@ __all__ = [
     "ZEROSHOT",
     "DemoRecipe",
     "DemoResult",
-    "EvalSet",
     "GroupInfo",
     "RunRecord",
     "check_methods",

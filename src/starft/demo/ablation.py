@@ -12,10 +12,10 @@ the mean ± std of the headline metrics.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from starft.demo.recipe import ZEROSHOT
-from starft.demo.report import aggregate, format_pm, method_label
+from starft.report import options_table, rows
+from starft.report import varied_options as report_varied
 from starft.utils.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -36,35 +36,16 @@ ABLATION_METRICS = (
 
 def varied_options(result: DemoResult) -> list[str]:
     """Method options whose value differs between the runs that set them (in first-seen order)."""
-    recipe = result.recipe
-    values: dict[str, set[str]] = {}
-    for run in result.methods:
-        if run == ZEROSHOT:
-            continue
-        for key, value in recipe.method_params(run).items():
-            values.setdefault(key, set()).add(repr(value))
-    return [key for key, seen in values.items() if len(seen) > 1]
+    return report_varied([row.runs[0] for row in rows(result.records, ["method"])])
 
 
 def ablation_table(result: DemoResult) -> str:
     """Markdown table: run, method, varied options, then mean ± std of each headline metric.
 
-    An option a run does not set shows as ``·`` (the method's default, or not an option of it).
+    Built by ``starft report``'s code from the runs' recorded method configs. An option a run
+    does not set shows as ``·`` (the method's default, or not an option of it).
     """
-    recipe = result.recipe
-    stats = aggregate(result)
-    options = varied_options(result)
-    head = ["run", "method", *options, *(label for _, label in ABLATION_METRICS)]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---|" * len(options)]
-    lines[1] += "---:|" * len(ABLATION_METRICS)
-    for run, metrics in stats.items():
-        params = recipe.method_params(run) if run != ZEROSHOT else {}
-        method = "-" if run == ZEROSHOT else recipe.method_of(run)
-        cells = [method_label(run), method]
-        cells += [_option(params[key]) if key in params else "·" for key in options]
-        cells += [format_pm(*metrics[key]) for key, _ in ABLATION_METRICS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return options_table(rows(result.records, ["method"]), ABLATION_METRICS)
 
 
 def write_ablation(result: DemoResult, command: str) -> Path:
@@ -91,9 +72,3 @@ def write_ablation(result: DemoResult, command: str) -> Path:
 
 def _split_note(result: DemoResult) -> str:
     return " (validation sets)" if result.recipe.split == "validation" else ""
-
-
-def _option(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)

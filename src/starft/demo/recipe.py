@@ -9,13 +9,14 @@ syntax as ``starft train``) come last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from starft.config import TrainConfig, apply_overrides, build_dataclass, load_yaml
 from starft.errors import StarftError
+from starft.eval.suites import AXES, SuiteEntry, parse_entries
 
 RECIPE = "recipes/sandbox_demo.yaml"
 ZEROSHOT = "zeroshot"
@@ -27,9 +28,8 @@ SUMMARY_KEYS = (
     "ood_avg_acc",
     "zeroshot_transfer_acc",
 )
-# What each evaluation axis measures; every axis needs at least one set so that the summary's
+# Every evaluation axis (starft.eval.suites.AXES) needs at least one set so that the summary's
 # five numbers always exist.
-AXES = ("id", "group", "domain", "transfer")
 _TOP_KEYS = {
     "extends",
     "model",
@@ -42,17 +42,6 @@ _TOP_KEYS = {
     "quick",
     "validation",
 }
-_EVAL_KEYS = {"axis", "dataset", "args"}
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """One evaluation set: a registered dataset built with ``args`` and the axis it measures."""
-
-    name: str
-    axis: str
-    dataset: str
-    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,10 +54,10 @@ class DemoRecipe:
     eval_batch_size: int
     train: dict[str, Any]
     method_configs: dict[str, dict[str, Any]]
-    evaluation: list[EvalSet]
+    evaluation: list[SuiteEntry]
     split: str = "test"
 
-    def sets(self, axis: str) -> list[EvalSet]:
+    def sets(self, axis: str) -> list[SuiteEntry]:
         return [s for s in self.evaluation if s.axis == axis]
 
     def method_of(self, run: str) -> str:
@@ -246,35 +235,25 @@ def resolve_recipe(path: str | Path | None) -> Path:
     )
 
 
-def _eval_sets(data: Any, where: str) -> list[EvalSet]:
-    if not isinstance(data, dict) or not data:
-        raise StarftError(f"demo recipe {where}: 'evaluation' must map set names to sets")
-    sets = []
-    for name, entry in data.items():
-        prefix = f"demo recipe {where}: evaluation.{name}"
-        if not isinstance(entry, dict):
-            raise StarftError(f"{prefix} must be a mapping with axis, dataset, args")
-        unknown = sorted(set(entry) - _EVAL_KEYS)
-        if unknown:
-            raise StarftError(f"{prefix}: unknown key '{unknown[0]}' (known: axis, dataset, args)")
-        if entry.get("axis") not in AXES:
-            raise StarftError(f"{prefix}.axis must be one of {', '.join(AXES)}")
-        if not isinstance(entry.get("dataset"), str):
-            raise StarftError(f"{prefix}.dataset must name a registered dataset")
-        args = entry.get("args") or {}
-        if not isinstance(args, dict):
-            raise StarftError(f"{prefix}.args must be a mapping of dataset arguments")
-        sets.append(EvalSet(str(name), entry["axis"], entry["dataset"], dict(args)))
+def _eval_sets(data: Any, where: str) -> list[SuiteEntry]:
+    """The evaluation entries: suite entries by label (the suite YAML format), each with an axis."""
+    sets = list(parse_entries(data, f"demo recipe {where}", key="evaluation"))
+    for entry in sets:
+        if entry.axis is None:
+            raise StarftError(
+                f"demo recipe {where}: evaluation.{entry.label}.axis must be one of "
+                f"{', '.join(AXES)}"
+            )
     present = {s.axis for s in sets}
     missing = [axis for axis in AXES if axis not in present]
     if missing:
         raise StarftError(f"demo recipe {where}: no evaluation set for axis '{missing[0]}'")
-    groups = [s.name for s in sets if s.axis == "group"]
+    groups = [s.label for s in sets if s.axis == "group"]
     if len(groups) > 1:
         raise StarftError(
             f"demo recipe {where}: one group-shift set expected, got {', '.join(groups)}"
         )
-    ids = [s.name for s in sets if s.axis == "id"]
+    ids = [s.label for s in sets if s.axis == "id"]
     if len(ids) > 1:
         raise StarftError(f"demo recipe {where}: one ID test set expected, got {', '.join(ids)}")
     return sets

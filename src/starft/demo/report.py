@@ -1,103 +1,49 @@
 """The demo's report: a mean ± std table, two plots, a summary JSON and a plain reading of them.
 
 Everything here works on :class:`~starft.demo.runner.DemoResult` records only (no model, no
-data), so reports are tested on made-up numbers without training anything. The figures are
-drawn by :mod:`starft.demo.plots`."""
+data), so reports are tested on made-up numbers without training anything. The table and the
+figures are ``starft report``'s (:mod:`starft.report`); this module adds the demo's narrative."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starft.demo.recipe import SUMMARY_KEYS, ZEROSHOT
+from starft.report import (
+    column_label,
+    columns,
+    mean_std,
+    method_label,
+    rows,
+    write_plots,
+)
+from starft.report import (
+    markdown_table as report_table,
+)
 from starft.utils.io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from starft.demo.runner import DemoResult, RunRecord
+    from starft.demo.runner import DemoResult
+    from starft.report import RunRecord
 
-# Display names for the table, report and plots.
-METHOD_LABELS = {
-    ZEROSHOT: "zero-shot",
-    "ft": "FT (CE)",
-    "lp": "LP",
-    "lpft": "LP-FT",
-    "flyp": "FLYP",
-    "starft": "StarFT",
-    "carft": "CAR-FT",
-    "carot": "CaRot",
-    "lipsum": "Lipsum-FT",
-}
-METRIC_LABELS = {
-    "id_acc": "ID acc",
-    "worst_group_acc": "worst-group",
-    "avg_group_acc": "avg-group",
-    "minority_group_acc": "minority-group",
-    "majority_group_acc": "majority-group",
-    "ood_avg_acc": "OOD avg",
-    "zeroshot_transfer_acc": "ZS transfer",
-}
 # Differences smaller than this are reported as a tie: with ~1000 test images per set one image
 # is 0.001 and seed-to-seed spreads are larger than this.
 TIE = 0.005
 # What the StarFT-vs-FLYP verdict is about: the robustness numbers StarFT is meant to improve.
 ROBUSTNESS_KEYS = ("worst_group_acc", "avg_group_acc", "minority_group_acc", "ood_avg_acc")
-
-
-def method_label(name: str) -> str:
-    return METHOD_LABELS.get(name, name)
-
-
-def metric_columns(result: DemoResult) -> list[str]:
-    """Table columns: the summary numbers, minority/majority, then each OOD and transfer set."""
-    recipe = result.recipe
-    return [
-        "id_acc",
-        "worst_group_acc",
-        "avg_group_acc",
-        "minority_group_acc",
-        "majority_group_acc",
-        "ood_avg_acc",
-        *(f"ood_{s.name}" for s in recipe.sets("domain")),
-        "zeroshot_transfer_acc",
-        *(f"transfer_{s.name}" for s in recipe.sets("transfer")),
-    ]
-
-
-def column_label(key: str) -> str:
-    if key in METRIC_LABELS:
-        return METRIC_LABELS[key]
-    for prefix in ("ood_", "transfer_"):
-        if key.startswith(prefix):
-            return key[len(prefix) :]
-    return key
+__all__ = ["column_label", "mean_std", "method_label"]
 
 
 def records_of(result: DemoResult, method: str) -> list[RunRecord]:
     return [r for r in result.records if r.method == method]
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value, e.g. the zero-shot model)."""
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
-        return float("nan"), float("nan")
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return statistics.fmean(finite), std
-
-
 def aggregate(result: DemoResult) -> dict[str, dict[str, tuple[float, float]]]:
-    """method -> metric -> (mean, std) over seeds."""
-    out: dict[str, dict[str, tuple[float, float]]] = {}
-    for method in result.methods:
-        records = records_of(result, method)
-        if not records:
-            continue
-        keys = records[0].metrics.keys()
-        out[method] = {k: mean_std([r.metrics[k] for r in records]) for k in keys}
-    return out
+    """method -> metric -> (mean, std) over seeds (the rows of ``starft report``)."""
+    return {row.method: row.stats for row in rows(result.records, ["method"])}
 
 
 def summary(result: DemoResult) -> dict[str, Any]:
@@ -126,16 +72,9 @@ def _json_float(value: float) -> float | None:
 
 
 def markdown_table(result: DemoResult) -> str:
-    """Mean ± std per metric and method (zero-shot: one evaluation, so std 0)."""
-    stats = aggregate(result)
-    columns = metric_columns(result)
-    head = "| method | " + " | ".join(column_label(c) for c in columns) + " |"
-    rule = "|---|" + "---:|" * len(columns)
-    lines = [head, rule]
-    for method, metrics in stats.items():
-        cells = [format_pm(*metrics[c]) if c in metrics else "n/a" for c in columns]
-        lines.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Mean ± std per metric and method (zero-shot: one evaluation, so std 0), built by
+    ``starft report``'s code, so ``starft report OUT`` prints the same table."""
+    return report_table(rows(result.records, ["method"]), columns(result.records))
 
 
 def format_pm(mean: float, std: float) -> str:
@@ -149,7 +88,7 @@ def text_table(result: DemoResult) -> str:
     stats = aggregate(result)
     keys = [*SUMMARY_KEYS[:3], "minority_group_acc", *SUMMARY_KEYS[3:]]
     width = max(len(method_label(m)) for m in stats) if stats else 6
-    header = f"{'method':<{width}}  " + "  ".join(f"{METRIC_LABELS[k]:>15}" for k in keys)
+    header = f"{'method':<{width}}  " + "  ".join(f"{column_label(k):>15}" for k in keys)
     lines = [header]
     for method, metrics in stats.items():
         cells = "  ".join(f"{format_pm(*metrics[k]):>15}" for k in keys)
@@ -278,15 +217,15 @@ def _starft_vs_flyp(result: DemoResult) -> list[str]:
         verdict, mean, diffs = compare(result, "starft", "flyp", key)
         verdicts[key] = verdict
         if math.isnan(mean):
-            lines.append(f"{METRIC_LABELS[key]}: no paired seeds to compare.")
+            lines.append(f"{column_label(key)}: no paired seeds to compare.")
             continue
         words = _VERDICT_WORDS[verdict].format(above=sum(d > 0 for d in diffs), n=len(diffs))
         lines.append(
-            f"{METRIC_LABELS[key]}: {words} ({_signed(mean)} on average, {_spread(diffs)})."
+            f"{column_label(key)}: {words} ({_signed(mean)} on average, {_spread(diffs)})."
         )
-    robustness = ", ".join(METRIC_LABELS[k] for k in ROBUSTNESS_KEYS)
-    wins = [METRIC_LABELS[k] for k in ROBUSTNESS_KEYS if verdicts[k] == "better"]
-    single = [METRIC_LABELS[k] for k in ROBUSTNESS_KEYS if verdicts[k] == "higher"]
+    robustness = ", ".join(column_label(k) for k in ROBUSTNESS_KEYS)
+    wins = [column_label(k) for k in ROBUSTNESS_KEYS if verdicts[k] == "better"]
+    single = [column_label(k) for k in ROBUSTNESS_KEYS if verdicts[k] == "higher"]
     if single:
         lines.append(
             f"**On this single seed StarFT is above FLYP on {', '.join(single)}; one seed "
@@ -302,7 +241,7 @@ def _starft_vs_flyp(result: DemoResult) -> list[str]:
             f"**StarFT beats FLYP on every robustness number ({robustness}) on every seed.**"
         )
     else:
-        missing = [METRIC_LABELS[k] for k in ROBUSTNESS_KEYS if verdicts[k] != "better"]
+        missing = [column_label(k) for k in ROBUSTNESS_KEYS if verdicts[k] != "better"]
         lines.append(
             f"**StarFT beats FLYP on {', '.join(wins)} on every seed, but not on "
             f"{', '.join(missing)}.**"
@@ -310,18 +249,15 @@ def _starft_vs_flyp(result: DemoResult) -> list[str]:
     return lines
 
 
-# ------------------------------------------------------------------------------------ plots
-
-
 def write_report(result: DemoResult) -> dict[str, Path]:
-    """Write report.md, summary.json and both plots into the run folder; returns their paths."""
-    from starft.demo.plots import plot_group_accuracy, plot_id_vs_ood  # plots use this module
-
+    """Write report.md, summary.json and the plots into the run folder; returns their paths."""
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
+    table = rows(result.records, ["method"])
+    plots = write_plots(table, result.records, columns(result.records), out, ZEROSHOT)
     files = {
-        "group_plot": plot_group_accuracy(result, out / "group_accuracy.png"),
-        "ood_plot": plot_id_vs_ood(result, out / "id_vs_ood.png"),
+        "group_plot": plots["group_accuracy"],
+        "ood_plot": plots["id_vs_ood"],
         "summary": out / "summary.json",
         "report": out / "report.md",
     }
@@ -335,8 +271,8 @@ def render_markdown(result: DemoResult) -> str:
     seeds = ", ".join(str(s) for s in result.seeds)
     fine_tuned = [m for m in result.methods if m != ZEROSHOT]
     train_data = recipe.train.get("data", {})
-    domain = ", ".join(column_label(f"ood_{s.name}") for s in recipe.sets("domain"))
-    transfer = ", ".join(column_label(f"transfer_{s.name}") for s in recipe.sets("transfer"))
+    domain = ", ".join(s.label for s in recipe.sets("domain"))
+    transfer = ", ".join(s.label for s in recipe.sets("transfer"))
     group_set = recipe.sets("group")[0]
     n_groups, n_minority = len(result.groups.names), len(result.groups.minority)
     validation = result.recipe.split == "validation"
@@ -375,6 +311,10 @@ def render_markdown(result: DemoResult) -> str:
         "![group accuracy](group_accuracy.png)",
         "",
         "![ID vs OOD](id_vs_ood.png)",
+        "",
+        "![per style](per_style.png)",
+        "",
+        "![per-group difference against zero-shot](group_differences.png)",
         "",
         "## How it was measured",
         "",

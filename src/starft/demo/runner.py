@@ -27,34 +27,25 @@ from typing import Any
 import torch
 
 from starft.config import TrainConfig, to_dict
-from starft.data import ClassificationDataset, create_dataset
-from starft.demo.recipe import ZEROSHOT, DemoRecipe, EvalSet, load_recipe
+from starft.data import ClassificationDataset
+from starft.demo.recipe import ZEROSHOT, DemoRecipe, load_recipe
+from starft.demo.report import write_report
 from starft.errors import StarftError
-from starft.eval import build_result, evaluate_model, result_filename, write_result
+from starft.eval import load_result
+from starft.eval.harness import (
+    ModelSubject,
+    build_entry_dataset,
+    evaluate_entries,
+    write_entry_results,
+)
 from starft.methods import METHODS, method_config
 from starft.models import MODELS, ClipModel, create_model
 from starft.models.heads import load_head
+from starft.report.runs import RunRecord, run_record
 from starft.train.distributed import resolve_autocast, resolve_device
 from starft.utils.distributed import DistInfo
 
 DEFAULT_MODEL = "sandbox-clip"
-
-
-@dataclass
-class RunRecord:
-    """One evaluated model: a (method, seed) fine-tune, or the zero-shot model (seed None).
-
-    ``metrics`` is flat: the summary keys plus ``minority_group_acc``, ``majority_group_acc``,
-    ``ood_<set>`` and ``transfer_<set>``; ``per_group`` is the group set's accuracy per group.
-    """
-
-    method: str
-    seed: int | None
-    metrics: dict[str, float]
-    per_group: dict[str, float]
-    weights: str | None = None
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
 
 
 @dataclass
@@ -180,11 +171,10 @@ def run_demo(
         # Rendering is the costly part of a sandbox dataset and every model here shares the same
         # preprocessing, so each evaluation set is built once and reused by every run.
         datasets = {
-            s.name: create_dataset(s.dataset, **s.args, transform=pretrained.preprocess_val)
-            for s in recipe.evaluation
+            s.label: build_entry_dataset(s, pretrained.preprocess_val) for s in recipe.evaluation
         }
-        groups = _group_info(datasets[recipe.sets("group")[0].name])
-        evaluator = _Evaluator(recipe, datasets, groups, model_name, device, autocast)
+        groups = _group_info(datasets[recipe.sets("group")[0].label])
+        evaluator = _Evaluator(recipe, datasets, methods, model_name, device, autocast)
         for method, seed in jobs:
             label = method if seed is None else f"{method} seed {seed}"
 
@@ -212,12 +202,10 @@ def run_demo(
         recipe=recipe,
         records=records,
         groups=groups,
-        num_classes=len(datasets[recipe.sets("id")[0].name].classnames),
+        num_classes=len(datasets[recipe.sets("id")[0].label].classnames),
     )
     result.seconds = time.perf_counter() - tic
     if report:
-        from starft.demo.report import write_report
-
         result.files = write_report(result)
     return result
 
@@ -278,20 +266,21 @@ def _fine_tune(
 
 
 class _Evaluator:
-    """Evaluates one model on every set, writes its result JSONs and returns its record."""
+    """Evaluates one model on every set (the one evaluation path), writes its result JSONs and
+    returns its record, read back from those files as ``starft report`` reads them."""
 
     def __init__(
         self,
         recipe: DemoRecipe,
         datasets: dict[str, ClassificationDataset],
-        groups: GroupInfo,
+        methods: list[str],
         model_name: str,
         device: torch.device,
         autocast: torch.dtype | None,
     ) -> None:
         self.recipe = recipe
         self.datasets = datasets
-        self.groups = groups
+        self.methods = methods
         self.model_name = model_name
         self.device = device
         self.autocast = autocast
@@ -311,91 +300,36 @@ class _Evaluator:
         # FT's trained head is used on the label space it was trained on (shape); other label
         # spaces (zero-shot transfer) get a zero-shot head from the fine-tuned text tower.
         head = load_head(weights) if weights is not None else None
-        scores: dict[str, dict[str, Any]] = {}
-        per_group: dict[str, float] = {}
-        for eval_set in self.recipe.evaluation:
-            dataset = self.datasets[eval_set.name]
-            if status is not None:
-                status(f"eval {eval_set.name}")
-            metrics, groups, _ = evaluate_model(
-                model,
-                dataset,
-                linear_head=head,
-                batch_size=self.recipe.eval_batch_size,
-                device=self.device,
-                autocast_dtype=self.autocast,
-            )
-            scores[eval_set.name] = metrics
-            if eval_set.axis == "group":
-                per_group = {name: float(row["acc"]) for name, row in groups.items()}
-            self._write(eval_set, method, seed, run_dir, metrics, groups, weights, train_config)
-        return RunRecord(
-            method=method,
-            seed=seed,
-            metrics=self._summarise(scores, per_group),
-            per_group=per_group,
-            weights=str(weights) if weights is not None else None,
-            eval_seconds=time.perf_counter() - tic,
+        outcomes = evaluate_entries(
+            ModelSubject(model, head),
+            self.recipe.evaluation,
+            datasets=self.datasets,
+            batch_size=self.recipe.eval_batch_size,
+            device=self.device,
+            autocast_dtype=self.autocast,
+            status=status,
         )
-
-    def _summarise(
-        self, scores: dict[str, dict[str, Any]], per_group: dict[str, float]
-    ) -> dict[str, float]:
-        recipe = self.recipe
-        group_set = recipe.sets("group")[0].name
-        out: dict[str, float] = {
-            "id_acc": scores[recipe.sets("id")[0].name]["top1"],
-            "worst_group_acc": scores[group_set]["worst_group_acc"],
-            "avg_group_acc": scores[group_set]["avg_group_acc"],
-        }
-        minority_names = set(self.groups.minority)
-        minority = [a for g, a in per_group.items() if g in minority_names]
-        majority = [a for g, a in per_group.items() if g not in minority_names]
-        # Unweighted means over groups, like avg_group_acc (the group set is balanced anyway).
-        out["minority_group_acc"] = _mean(minority)
-        out["majority_group_acc"] = _mean(majority)
-        ood = [scores[s.name]["top1"] for s in recipe.sets("domain")]
-        for s in recipe.sets("domain"):
-            out[f"ood_{s.name}"] = scores[s.name]["top1"]
-        out["ood_avg_acc"] = _mean(ood)
-        for s in recipe.sets("transfer"):
-            out[f"transfer_{s.name}"] = scores[s.name]["top1"]
-        out["zeroshot_transfer_acc"] = _mean(
-            [scores[s.name]["top1"] for s in recipe.sets("transfer")]
-        )
-        return out
-
-    def _write(
-        self,
-        eval_set: EvalSet,
-        method: str,
-        seed: int | None,
-        run_dir: Path,
-        metrics: dict[str, Any],
-        per_group: dict[str, Any],
-        weights: Path | None,
-        train_config: dict[str, Any] | None,
-    ) -> None:
-        config = {
-            "demo_set": eval_set.name,
-            "axis": eval_set.axis,
-            "dataset": eval_set.dataset,
-            "dataset_args": eval_set.args,
-            "weights": str(weights) if weights is not None else self.model_name,
-            "train": train_config,
-        }
-        result = build_result(
+        used = str(weights) if weights is not None else self.model_name
+        paths = write_entry_results(
+            outcomes,
+            run_dir / "results",
             model=self.model_name,
             method=method,
-            dataset=eval_set.name,
-            config=config,
-            metrics=metrics,
-            per_group=per_group,
-            n_samples=metrics["n_samples"],
-            extra={"seed": seed, "axis": eval_set.axis, "split": self.recipe.split},
+            config={"weights": used, "train": train_config},
+            seed=seed,
+            method_config=(train_config or {}).get("method"),
+            by_label=True,
+            # ``order`` keeps the rows of `starft report` in the demo's method order.
+            extra={
+                "split": self.recipe.split,
+                "order": self.methods.index(method),
+                "weights": used,
+            },
         )
-        name = result_filename(self.model_name, method, eval_set.name)
-        write_result(run_dir / "results" / name, result)
+        record = run_record([load_result(path) for path in paths])
+        record.weights = str(weights) if weights is not None else None
+        record.eval_seconds = time.perf_counter() - tic
+        return record
 
 
 def _group_info(dataset: ClassificationDataset) -> GroupInfo:
@@ -420,10 +354,6 @@ def _group_info(dataset: ClassificationDataset) -> GroupInfo:
             if len(parts) == len(group_by):
                 scene_of[name] = parts[position]
     return GroupInfo(names=names, minority=minority, scene_of=scene_of)
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

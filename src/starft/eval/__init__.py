@@ -1,6 +1,14 @@
-"""Evaluation: predictions sharded across ranks, whole-set metrics, and result files."""
+"""Evaluation: predictions sharded across ranks, the metric registry, the one evaluation path
+(:mod:`starft.eval.harness`), suites and result files."""
 
 from starft.eval.evaluate import evaluate
+from starft.eval.harness import (
+    MethodSubject,
+    ModelSubject,
+    evaluate_entries,
+    write_entry_results,
+)
+from starft.eval.metric_registry import METRICS, Metric
 from starft.eval.metrics import (
     average_group_accuracy,
     compute_metrics,
@@ -27,8 +35,12 @@ from starft.eval.suite_run import run_suite, summary_markdown, write_summary
 from starft.eval.suites import SUITES, Suite, SuiteEntry, load_suite
 
 __all__ = [
+    "METRICS",
     "SCHEMA_VERSION",
     "SUITES",
+    "MethodSubject",
+    "Metric",
+    "ModelSubject",
     "Predictions",
     "ProjectedClassifier",
     "Suite",
@@ -37,6 +49,7 @@ __all__ = [
     "build_result",
     "compute_metrics",
     "evaluate",
+    "evaluate_entries",
     "evaluate_model",
     "expected_calibration_error",
     "group_accuracies",
@@ -52,6 +65,7 @@ __all__ = [
     "top1_accuracy",
     "weighted_group_accuracy",
     "worst_group_accuracy",
+    "write_entry_results",
     "write_predictions_csv",
     "write_result",
     "write_summary",

@@ -64,5 +64,6 @@ def evaluate(
         predictions.labels,
         groups=groups,
         group_names=getattr(dataset, "group_names", None) if groups is not None else None,
+        minority_groups=getattr(dataset, "minority_groups", None),
     )
     return metrics, per_group, predictions

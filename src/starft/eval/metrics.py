@@ -130,6 +130,34 @@ def negative_log_likelihood(logits: Tensor, labels: Tensor) -> float:
     return F.cross_entropy(logits.double(), labels.long(), reduction="mean").item()
 
 
+def macro_f1(preds: Tensor, labels: Tensor) -> float:
+    """Unweighted mean over the classes present in ``labels`` of F1 = 2·TP / (2·TP + FP + FN).
+
+    The WILDS convention (the headline metric of iWildCam): classes that occur only among the
+    predictions add their false positives to no class's average.
+    """
+    _check_same_length(preds, labels, "macro_f1")
+    _check_nonempty(labels)
+    n = int(max(preds.max().item(), labels.max().item())) + 1
+    tp = torch.bincount(labels[preds == labels], minlength=n).double()
+    support = torch.bincount(labels, minlength=n).double()
+    predicted = torch.bincount(preds, minlength=n).double()
+    present = support > 0
+    f1 = 2 * tp[present] / (support[present] + predicted[present])
+    return f1.mean().item()
+
+
+def per_class_accuracy(preds: Tensor, labels: Tensor) -> float:
+    """Mean over the classes present in ``labels`` of their accuracy (balanced accuracy)."""
+    _check_same_length(preds, labels, "per_class_accuracy")
+    _check_nonempty(labels)
+    n = int(labels.max().item()) + 1
+    hits = torch.bincount(labels[preds == labels], minlength=n).double()
+    support = torch.bincount(labels, minlength=n).double()
+    present = support > 0
+    return (hits[present] / support[present]).mean().item()
+
+
 def _group_name(gid: int, group_names: Sequence[str] | None) -> str:
     if group_names is None:
         return str(gid)
@@ -145,14 +173,19 @@ def compute_metrics(
     labels: Tensor,
     groups: Tensor | None = None,
     group_names: Sequence[str] | None = None,
+    minority_groups: Sequence[int] | None = None,
 ) -> tuple[dict, dict]:
-    """All evaluation metrics for one set of predictions.
+    """Every registered metric (:data:`starft.eval.metric_registry.METRICS`) that applies.
 
-    Returns ``(metrics, per_group)``. ``metrics`` holds ``top1, ece, nll, n_samples`` and, when
-    ``groups`` has at least one id >= 0, ``worst_group_acc``, ``avg_group_acc`` (unweighted mean
-    over groups, see :func:`average_group_accuracy`) and ``worst_group`` (its name; ties go to the
+    Returns ``(metrics, per_group)``. ``metrics`` holds the metrics that need no groups
+    (``top1, ece, nll, macro_f1, per_class_acc``), ``n_samples`` and, when ``groups`` has at least
+    one id >= 0, the group metrics (``worst_group_acc``, ``avg_group_acc``: unweighted mean over
+    groups, see :func:`average_group_accuracy`; with ``minority_groups`` ids also
+    ``minority_group_acc``/``majority_group_acc``) and ``worst_group`` (its name; ties go to the
     lowest group id). ``per_group`` maps the group name (or ``str(id)``) to ``{"acc", "n"}``.
     """
+    from starft.eval.metric_registry import METRICS, MetricInput
+
     if logits.ndim != 2:
         raise ValueError(f"compute_metrics: logits must be [N, C], got {tuple(logits.shape)}")
     _check_same_length(logits, labels, "compute_metrics")
@@ -167,24 +200,27 @@ def compute_metrics(
         )
     logits = logits.detach().cpu()
     labels = labels.cpu()
-    preds = logits.argmax(dim=1)
-    metrics: dict = {
-        "top1": top1_accuracy(preds, labels),
-        "ece": expected_calibration_error(torch.softmax(logits.double(), dim=1), labels),
-        "nll": negative_log_likelihood(logits, labels),
-        "n_samples": int(labels.numel()),
-    }
+    by_id = (
+        {} if groups is None else group_accuracies(logits.argmax(1), labels, groups.long().cpu())
+    )
+    data = MetricInput(logits, labels, by_id, minority_groups)
+    metrics: dict = {}
+    for entry in METRICS.in_order():
+        if entry.obj.needs_groups:
+            continue
+        metrics[entry.name] = entry.obj.fn(data)
+    metrics["n_samples"] = int(labels.numel())
     per_group: dict = {}
-    if groups is None:
-        return metrics, per_group
-    by_id = group_accuracies(preds, labels, groups.long().cpu())
     if not by_id:
         return metrics, per_group
     for gid, (acc, n) in by_id.items():
         per_group[_group_name(gid, group_names)] = {"acc": acc, "n": n}
+    for entry in METRICS.in_order():
+        if entry.obj.needs_groups:
+            value = entry.obj.fn(data)
+            if value is not None:
+                metrics[entry.name] = value
     worst_id = min(by_id, key=lambda g: (by_id[g][0], g))
-    metrics["worst_group_acc"] = worst_group_accuracy(by_id)
-    metrics["avg_group_acc"] = average_group_accuracy(by_id)
     metrics["worst_group"] = _group_name(worst_id, group_names)
     return metrics, per_group
 

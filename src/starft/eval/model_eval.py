@@ -15,11 +15,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from starft.data.label_space import ClassProjection
-from starft.eval.evaluate import evaluate
+from starft.eval.harness import ModelSubject, evaluate_subject
 from starft.eval.predict import Predictions
-from starft.eval.projection import ProjectedClassifier
-from starft.models import ClipModel, ZeroShotClassifier, build_zeroshot_head
-from starft.models.heads import LinearHeadClassifier
+from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
 
 
@@ -27,7 +25,6 @@ def evaluate_model(
     model: ClipModel,
     dataset: Dataset,
     *,
-    classnames: Sequence[str] | None = None,
     templates: Sequence[str] | None = None,
     batch_size: int = 256,
     num_workers: int = 0,
@@ -38,31 +35,19 @@ def evaluate_model(
     linear_head: tuple[nn.Linear, list[str]] | None = None,
     projection: ClassProjection | None = None,
 ) -> tuple[dict, dict, Predictions]:
-    """Evaluate ``model`` on ``dataset``.
+    """Evaluate ``model`` on one built ``dataset`` (:class:`~starft.eval.harness.ModelSubject`).
 
     ``linear_head`` (a trained head and its class names, see :func:`starft.models.heads.load_head`)
     is used when its classes are the dataset's; otherwise the head is zero-shot
-    (``dataset.classnames`` x ``dataset.templates`` unless given). With ``projection`` the head's
-    classes default to ``projection.source_classnames`` and its logits are projected onto the
-    dataset's classes (see :mod:`starft.data.label_space`).
+    (``dataset.classnames`` x ``dataset.templates`` unless ``templates``). With ``projection`` the
+    head's classes are ``projection.source_classnames`` and its logits are projected onto the
+    dataset's classes (see :mod:`starft.data.label_space`). Suites and every command evaluate
+    through :func:`~starft.eval.harness.evaluate_entries`, which uses the same subject.
     """
-    if classnames is None:
-        own = dataset.classnames  # type: ignore[attr-defined]
-        classnames = projection.source_classnames if projection is not None else own
-    classnames = list(classnames)
-    templates = list(templates if templates is not None else dataset.templates)  # type: ignore[attr-defined]
-    model = model.to(device).eval()
-    classifier: nn.Module
-    if linear_head is not None and linear_head[1] == classnames:
-        classifier = LinearHeadClassifier(model, linear_head[0].to(device))
-    else:
-        head = build_zeroshot_head(model, classnames, templates, device=device)
-        classifier = ZeroShotClassifier(model, head)
-    if projection is not None:
-        classifier = ProjectedClassifier(classifier, projection)
-    return evaluate(
-        classifier,
+    return evaluate_subject(
+        ModelSubject(model, linear_head, templates),
         dataset,
+        projection,
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,

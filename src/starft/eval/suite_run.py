@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,42 +19,20 @@ from typing import Any
 from torch import nn
 
 from starft import __version__
-from starft.data import DatasetNotFoundError, create_dataset
-from starft.data.label_space import resolve_projection
-from starft.errors import StarftError
-from starft.eval.model_eval import evaluate_model
-from starft.eval.results import build_result, result_filename, write_result
-from starft.eval.suites import Suite, SuiteEntry
+from starft.eval.harness import (
+    EntryOutcome,
+    ModelSubject,
+    evaluate_entries,
+    write_entry_results,
+)
+from starft.eval.metric_registry import get_metric
+from starft.eval.suites import Suite
 from starft.models import ClipModel
 from starft.utils.io import atomic_write_json, atomic_write_text, git_hash
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_VERSION = 1
-_PERCENT = {"top1", "worst_group_acc", "avg_group_acc", "ece"}
-
-
-@dataclass
-class EntryOutcome:
-    """What happened to one suite entry: ``ok`` (with metrics), ``missing`` or ``invalid``."""
-
-    entry: SuiteEntry
-    status: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    result_file: str | None = None
-    reason: str | None = None
-
-
-def _entry_name(entry: SuiteEntry) -> str:
-    return entry.dataset if entry.split is None else f"{entry.dataset}-{entry.split}"
-
-
-def _dataset_args(entry: SuiteEntry, root: str | Path, roots: dict[str, str]) -> dict[str, Any]:
-    args = dict(entry.args)
-    args["root"] = roots.get(entry.label, roots.get(entry.dataset, str(root)))
-    if entry.split is not None:
-        args["split"] = entry.split
-    return args
 
 
 def run_suite(
@@ -73,62 +50,39 @@ def run_suite(
     save_predictions: bool = False,
     write: bool = True,
     warn: Callable[[str], None] | None = None,
+    seed: int | None = None,
+    method_config: dict[str, Any] | None = None,
     **eval_kwargs: Any,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on every entry of ``suite``; returns the summary (also written if
     ``write``, which a multi-rank job sets on rank 0 only).
 
     ``dataset_roots`` overrides the root per entry label or dataset name. ``eval_kwargs`` go to
-    :func:`~starft.eval.model_eval.evaluate_model` (batch size, device, dist, ...).
+    :func:`~starft.eval.harness.evaluate_entries` (batch size, device, dist, ...).
     """
     warn = warn or logger.warning
-    roots = dict(dataset_roots or {})
-    out = Path(out)
-    outcomes = []
-    for entry in suite.entries:
-        args = _dataset_args(entry, root, roots)
-        try:
-            dataset = create_dataset(entry.dataset, transform=model.preprocess_val, **args)
-            projection = resolve_projection(dataset, entry.projection)
-        except DatasetNotFoundError as error:
-            warn(f"suite {suite.name}: skipping {entry.label} (missing): {error}")
-            outcomes.append(EntryOutcome(entry, "missing", reason=str(error)))
-            continue
-        except StarftError as error:
-            warn(f"suite {suite.name}: skipping {entry.label} (invalid): {error}")
-            outcomes.append(EntryOutcome(entry, "invalid", reason=str(error)))
-            continue
-        metrics, per_group, predictions = evaluate_model(
-            model,
-            dataset,
-            templates=templates,
-            linear_head=linear_head,
-            projection=projection,
-            **eval_kwargs,
+    outcomes = evaluate_entries(
+        ModelSubject(model, linear_head, templates),
+        suite.entries,
+        transform=model.preprocess_val,
+        root=root,
+        roots=dataset_roots,
+        skip_unavailable=True,
+        warn=lambda message: warn(f"suite {suite.name}: {message}"),
+        **eval_kwargs,
+    )
+    if write:
+        write_entry_results(
+            outcomes,
+            out,
+            model=model_label,
+            method=method,
+            config={**(config or {}), "suite": suite.name},
+            seed=seed,
+            method_config=method_config,
+            extra={"suite": suite.name},
+            save_predictions=save_predictions,
         )
-        outcome = EntryOutcome(entry, "ok", metrics=metrics)
-        if write:
-            entry_config = {
-                **(config or {}),
-                "suite": suite.name,
-                "dataset": entry.dataset,
-                "dataset_args": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
-                "projection": entry.projection,
-            }
-            result = build_result(
-                model=model_label,
-                method=method,
-                dataset=entry.dataset,
-                config=entry_config,
-                metrics=metrics,
-                per_group=per_group,
-                n_samples=metrics["n_samples"],
-                extra={"split": entry.split, "suite": suite.name},
-            )
-            path = out / result_filename(model_label, method, _entry_name(entry))
-            write_result(path, result, predictions=predictions if save_predictions else None)
-            outcome.result_file = path.name
-        outcomes.append(outcome)
     summary = summarize(suite, outcomes, model_label=model_label, method=method)
     if write:
         write_summary(summary, out)
@@ -200,10 +154,8 @@ def summarize(
 
 
 def format_value(metric: str, value: float | None) -> str:
-    """Percent with one decimal for accuracies and ECE, three decimals for NLL, ``-`` if absent."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.1f}" if metric in _PERCENT else f"{value:.3f}"
+    """The registered metric's paper-table format (percent or decimals), ``-`` if absent."""
+    return get_metric(metric).format(value)
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -11,10 +11,13 @@ A suite is a YAML file (``resources/suites/*.yaml`` for the built-in ones, regis
     aggregates:
       - {name: OOD avg, metric: top1, over: [IN-R, IN-A, IN-S, IN-V2]}
 
-``metrics`` is a list of metric keys (see :func:`~starft.eval.metrics.compute_metrics`) or a mapping
-from key to the column title; ``projection`` names the label space the model is evaluated in
-(:mod:`starft.data.label_space`); ``args`` holds extra dataset arguments. Keeping suites as data
-means a new table is a new file, not new code.
+``metrics`` is a list of registered metric names (:mod:`starft.eval.metric_registry`) or a mapping
+from name to the column title; ``projection`` names the label space the model is evaluated in
+(:mod:`starft.data.label_space`; ``auto``: the one the dataset declares, if any); ``args`` holds
+extra dataset arguments; ``axis`` (``id``, ``group``, ``domain``, ``transfer``) says what the
+entry measures, for reports. ``datasets`` may also be a mapping from label to entry (the demo
+recipe's form, so quick/validation sections and ``key=value`` overrides address entries by
+label). Keeping suites as data means a new table is a new file, not new code.
 """
 
 from __future__ import annotations
@@ -27,17 +30,12 @@ from typing import Any
 import yaml
 
 from starft.errors import StarftError
+from starft.eval.metric_registry import METRICS, check_metric, metric_names
 from starft.registry import Registry
 
-METRICS = ("top1", "worst_group_acc", "avg_group_acc", "ece", "nll")
-METRIC_TITLES = {
-    "top1": "Acc",
-    "worst_group_acc": "WG",
-    "avg_group_acc": "GAvg",
-    "ece": "ECE",
-    "nll": "NLL",
-}
-_ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args"}
+_ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args", "axis"}
+#: What an entry measures: ID accuracy, group shift, domain shift, zero-shot transfer.
+AXES = ("id", "group", "domain", "transfer")
 _SUITE_KEYS = {"name", "description", "datasets", "aggregates"}
 _AGGREGATE_KEYS = {"name", "metric", "over"}
 
@@ -52,6 +50,7 @@ class SuiteEntry:
     metrics: dict[str, str] = field(default_factory=lambda: {"top1": "Acc"})
     projection: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    axis: str | None = None
 
     def columns(self) -> list[tuple[str, str]]:
         """``(metric, column title)``; a single metric's column is just the label."""
@@ -94,33 +93,54 @@ def _check_keys(data: Any, allowed: set[str], where: str, what: str) -> dict[str
 
 def _metrics(value: Any, where: str) -> dict[str, str]:
     if value is None:
-        return {"top1": METRIC_TITLES["top1"]}
+        return {"top1": METRICS.get("top1").short}
     pairs = value.items() if isinstance(value, dict) else ((m, None) for m in value)
     metrics = {}
     for metric, title in pairs:
-        if metric not in METRICS:
-            raise _fail(where, f"unknown metric '{metric}' (metrics: {', '.join(METRICS)})")
-        metrics[str(metric)] = str(title) if title is not None else METRIC_TITLES[metric]
+        short = check_metric(str(metric), f"suite {where}").short
+        metrics[str(metric)] = str(title) if title is not None else short
     if not metrics:
         raise _fail(where, "an entry lists no metrics")
     return metrics
 
 
-def _entry(data: Any, where: str, index: int) -> SuiteEntry:
-    data = _check_keys(data, _ENTRY_KEYS, where, f"datasets[{index}]")
+def parse_entry(data: Any, where: str, name: str, label: str | None = None) -> SuiteEntry:
+    """One entry (``name`` locates it in errors; ``label`` is its key in mapping form)."""
+    data = _check_keys(data, _ENTRY_KEYS, where, name)
     if not isinstance(data.get("dataset"), str):
-        raise _fail(where, f"datasets[{index}] needs a 'dataset' name")
+        raise _fail(where, f"{name} needs a 'dataset' name")
     args = data.get("args") or {}
     if not isinstance(args, dict):
-        raise _fail(where, f"datasets[{index}].args must be a mapping")
+        raise _fail(where, f"{name}.args must be a mapping")
+    axis = data.get("axis")
+    if axis is not None and axis not in AXES:
+        raise _fail(where, f"{name}.axis must be one of {', '.join(AXES)}, got {axis!r}")
     return SuiteEntry(
         dataset=data["dataset"],
-        label=str(data.get("label") or data["dataset"]),
+        label=str(data.get("label") or label or data["dataset"]),
         split=None if data.get("split") is None else str(data["split"]),
         metrics=_metrics(data.get("metrics"), where),
         projection=data.get("projection"),
         args=dict(args),
+        axis=axis,
     )
+
+
+def parse_entries(data: Any, where: str, key: str = "datasets") -> tuple[SuiteEntry, ...]:
+    """A non-empty list of entries, or a mapping label -> entry; labels must be unique."""
+    if isinstance(data, dict) and data:
+        entries = tuple(
+            parse_entry(item, where, f"{key}.{label}", str(label)) for label, item in data.items()
+        )
+    elif isinstance(data, list) and data:
+        entries = tuple(parse_entry(item, where, f"{key}[{i}]") for i, item in enumerate(data))
+    else:
+        raise _fail(where, f"needs a non-empty '{key}' list (or mapping of label to entry)")
+    labels = [entry.label for entry in entries]
+    duplicate = next((label for label in labels if labels.count(label) > 1), None)
+    if duplicate is not None:
+        raise _fail(where, f"label '{duplicate}' is used twice (labels name table columns)")
+    return entries
 
 
 def parse_suite(data: Any, where: str) -> Suite:
@@ -128,14 +148,8 @@ def parse_suite(data: Any, where: str) -> Suite:
     data = _check_keys(data, _SUITE_KEYS, where, "the file")
     if not isinstance(data.get("name"), str) or not data["name"]:
         raise _fail(where, "needs a 'name'")
-    raw_entries = data.get("datasets")
-    if not isinstance(raw_entries, list) or not raw_entries:
-        raise _fail(where, "needs a non-empty 'datasets' list")
-    entries = tuple(_entry(item, where, i) for i, item in enumerate(raw_entries))
+    entries = parse_entries(data.get("datasets"), where)
     labels = [entry.label for entry in entries]
-    duplicate = next((label for label in labels if labels.count(label) > 1), None)
-    if duplicate is not None:
-        raise _fail(where, f"label '{duplicate}' is used twice (labels name table columns)")
     aggregates = []
     for i, item in enumerate(data.get("aggregates") or []):
         item = _check_keys(item, _AGGREGATE_KEYS, where, f"aggregates[{i}]")
@@ -144,7 +158,8 @@ def parse_suite(data: Any, where: str) -> Suite:
         if not over or missing or item.get("metric") not in METRICS or not item.get("name"):
             raise _fail(
                 where,
-                f"aggregates[{i}] needs a name, a metric in ({', '.join(METRICS)}) and 'over' "
+                f"aggregates[{i}] needs a name, a metric in ({', '.join(metric_names())}) and "
+                "'over' "
                 f"labels of its datasets" + (f" (unknown label '{missing[0]}')" if missing else ""),
             )
         aggregates.append(Aggregate(str(item["name"]), str(item["metric"]), over))

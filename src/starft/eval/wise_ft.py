@@ -30,10 +30,16 @@ import torch
 from torch import nn
 
 from starft.config import TrainConfig, build_dataclass, load_yaml, to_dict
-from starft.data import create_dataset, get_templates
+from starft.data import get_templates
 from starft.errors import StarftError
-from starft.eval.model_eval import evaluate_model
-from starft.eval.results import build_result, result_filename, write_result
+from starft.eval.harness import (
+    EntryOutcome,
+    ModelSubject,
+    build_entry_dataset,
+    evaluate_entries,
+    write_entry_results,
+)
+from starft.eval.suites import SuiteEntry
 from starft.eval.wise_ft_report import plot_wise_ft, write_table
 from starft.models import ClipModel, build_zeroshot_head, create_model, is_saved_model
 from starft.models.heads import load_head
@@ -57,6 +63,7 @@ class DatasetSpec:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    axis: str | None = None
 
     def __post_init__(self) -> None:
         self.label = self.label or self.name
@@ -161,7 +168,7 @@ def wise_ft(
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     weights_dir = run_weights(run_dir, weights)
-    specs = [DatasetSpec(s.name, dict(s.args), s.label) for s in datasets or ()]
+    specs = [DatasetSpec(s.name, dict(s.args), s.label, s.axis) for s in datasets or ()]
     specs = _unique_labels(specs or default_datasets(config))
     info = dist or DistInfo()
     device = torch.device(device)
@@ -178,7 +185,10 @@ def wise_ft(
     out = Path(out_dir) if out_dir is not None else run_dir / "wise_ft"
     rows: list[dict[str, Any]] = []
     for spec in specs:
-        dataset = create_dataset(spec.name, **spec.args, transform=finetuned.preprocess_val)
+        entry = SuiteEntry(
+            dataset=spec.name, label=spec.label, args=dict(spec.args), axis=spec.axis
+        )
+        dataset = build_entry_dataset(entry, finetuned.preprocess_val)
         classnames = list(dataset.classnames)
         templates = (
             get_templates(config.data.eval_templates)
@@ -199,29 +209,27 @@ def wise_ft(
                 head = nn.Linear(ft_head.in_features, ft_head.out_features)
                 head.load_state_dict(interpolate_state_dicts(zs_head, ft_head.state_dict(), alpha))
                 linear_head = (head, classnames)
-            metrics, per_group, _ = evaluate_model(
-                work,
-                dataset,
-                classnames=classnames,
-                templates=templates,
+            (outcome,) = evaluate_entries(
+                ModelSubject(work, linear_head, templates),
+                [entry],
+                datasets={entry.label: dataset},
                 batch_size=batch_size,
                 num_workers=num_workers,
                 device=device,
                 dist=info,
                 progress=progress,
                 autocast_dtype=autocast_dtype,
-                linear_head=linear_head,
             )
             row = {
                 "alpha": alpha,
                 "dataset": spec.label,
                 "head": "linear" if ft_head is not None else "zeroshot",
-                "metrics": metrics,
-                "per_group": per_group,
+                "metrics": outcome.metrics,
+                "per_group": outcome.per_group,
             }
             if info.is_main:
                 row["result"] = _write_alpha_result(
-                    out, config, method, spec, alpha, weights_dir, row
+                    out, config, method, outcome, alpha, weights_dir, row["head"]
                 )
             rows.append(row)
     summary, table, plot = out / "wise_ft.json", out / "wise_ft.md", out / "wise_ft.png"
@@ -258,30 +266,29 @@ def _write_alpha_result(
     out: Path,
     config: TrainConfig,
     method: str,
-    spec: DatasetSpec,
+    outcome: EntryOutcome,
     alpha: float,
     weights_dir: Path,
-    row: dict[str, Any],
+    head: str,
 ) -> str:
     label = f"{method}+wise_ft@{alpha:g}"
-    result = build_result(
+    (path,) = write_entry_results(
+        [outcome],
+        out / "results",
         model=config.model.name,
         method=label,
-        dataset=spec.label,
         config={
             **to_dict(config),
             "wise_ft": {
                 "alpha": alpha,
                 "weights": str(weights_dir),
-                "dataset": spec.name,
-                "dataset_args": spec.args,
+                "dataset": outcome.entry.dataset,
+                "dataset_args": outcome.entry.args,
             },
         },
-        metrics=row["metrics"],
-        per_group=row["per_group"],
-        n_samples=row["metrics"]["n_samples"],
-        extra={"alpha": alpha, "base_method": method, "head": row["head"]},
+        seed=config.seed,
+        method_config=config.method,
+        by_label=True,
+        extra={"alpha": alpha, "base_method": method, "head": head},
     )
-    path = out / "results" / result_filename(config.model.name, label, spec.label)
-    write_result(path, result)
     return str(path.relative_to(out))

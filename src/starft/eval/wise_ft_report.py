@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from starft.eval.metric_registry import get_metric
 from starft.utils.io import atomic_write_text
 
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
@@ -34,14 +35,14 @@ def write_table(rows: Sequence[dict[str, Any]], path: Path, title: str = "WiSE-F
             columns.append((dataset, "worst_group_acc"))
     by_key = {(r["alpha"], r["dataset"]): r["metrics"] for r in rows}
     alphas = list(dict.fromkeys(r["alpha"] for r in rows))
-    header = ["α", *(f"{d} {'top-1' if m == 'top1' else 'worst group'}" for d, m in columns)]
+    header = ["α", *(f"{d} {get_metric(m).title}" for d, m in columns)]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join("---:" for _ in header) + "|")
     for alpha in alphas:
         cells = [f"{alpha:g}"]
         for dataset, metric in columns:
             value = by_key.get((alpha, dataset), {}).get(metric)
-            cells.append("" if value is None else f"{100 * value:.2f}")
+            cells.append("" if value is None else f"{100 * value:.2f}")  # % with 2 decimals
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Accuracies in %. α = 0: zero-shot model, α = 1: fine-tuned model."]
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -61,7 +62,8 @@ def plot_wise_ft(rows: Sequence[dict[str, Any]], path: Path, title: str = "WiSE-
         ax.plot(alphas, [m["top1"] for _, m in points], "o-", color=colour, label=dataset)
         if _has_groups(rows, dataset):
             worst = [m.get("worst_group_acc", float("nan")) for _, m in points]
-            ax.plot(alphas, worst, "s--", color=colour, label=f"{dataset} (worst group)")
+            title = get_metric("worst_group_acc").title
+            ax.plot(alphas, worst, "s--", color=colour, label=f"{dataset} ({title})")
     ax.set_xlabel("α (0 = zero-shot, 1 = fine-tuned)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(-0.02, 1.02)

@@ -120,6 +120,9 @@ class Method(nn.Module, abc.ABC):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     #: False for methods fitted entirely in :meth:`prepare` (LP): the loop runs no optimiser step.
     trains_by_gradient: ClassVar[bool] = True
+    #: Batch keys ``forward`` reads; ``starft train`` checks the dataset provides them at setup
+    #: (a region method adds e.g. ``"mask"`` or ``"boxes"``, see :mod:`starft.data.regions`).
+    data_keys: ClassVar[tuple[str, ...]] = ("image", "label")
 
     def __init__(
         self,

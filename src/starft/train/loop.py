@@ -35,7 +35,9 @@ from torch.utils.data import DataLoader
 from starft.config import TrainConfig, to_dict
 from starft.data import collate_samples
 from starft.errors import StarftError
-from starft.eval import build_result, evaluate, result_filename, write_predictions_csv, write_result
+from starft.eval import write_predictions_csv
+from starft.eval.harness import EntryOutcome, MethodSubject, evaluate_entries, write_entry_results
+from starft.eval.suites import SuiteEntry
 from starft.methods import Method, PrepareContext, StepInfo
 from starft.models import create_model
 from starft.train.checkpoint import load_checkpoint, save_checkpoint
@@ -314,34 +316,50 @@ class Trainer:
                     self._write_result(metrics, per_group, predictions, epoch)
         self._save_checkpoint()
 
+    def _val_entry(self) -> SuiteEntry:
+        """The ID validation set as an evaluation entry: model-selection data, so no axis (the
+        axes are for evaluation sets; a report shows it as its own columns)."""
+        data = self.config.data
+        label = data.val_dataset or f"{data.dataset}-val"
+        return SuiteEntry(
+            dataset=data.val_dataset or data.dataset, label=label, args=dict(data.val or {})
+        )
+
     def _evaluate(self) -> tuple[dict, dict, Any]:
         assert self.val_set is not None
         self.method.eval()
         try:
-            classifier = self.method.classifier()
-            return evaluate(
-                classifier,
-                self.val_set,
+            entry = self._val_entry()
+            (outcome,) = evaluate_entries(
+                MethodSubject(self.method),
+                [entry],
+                datasets={entry.label: self.val_set},
                 batch_size=self.config.data.eval_batch_size,
                 num_workers=self.config.data.num_workers,
                 device=self.device,
                 dist=self.info,
                 autocast_dtype=self.autocast_dtype,
             )
+            self._val_outcome = outcome  # written by _write_result if this epoch is the best
+            return outcome.metrics, outcome.per_group, outcome.predictions
         finally:
             self.method.train()
 
     def _write_result(self, metrics: dict, per_group: dict, predictions: Any, epoch: int) -> None:
-        name = self.config.method["name"]
-        dataset = self.config.data.val_dataset or f"{self.config.data.dataset}-val"
-        result = build_result(
+        entry = self._val_entry()
+        results = self.out_dir / "results"
+        outcome = getattr(self, "_val_outcome", None) or EntryOutcome(
+            entry, "ok", metrics, per_group, dataset_args=entry.args
+        )
+        write_entry_results(
+            [outcome],
+            results,
             model=self.config.model.name,
-            method=name,
-            dataset=dataset,
+            method=self.config.method["name"],
             config=to_dict(self.config),
-            metrics=metrics,
-            per_group=per_group,
-            n_samples=metrics["n_samples"],
+            seed=self.config.seed,
+            method_config=self.config.method,
+            by_label=True,
             extra={
                 "epoch": epoch,
                 "step": self.step,
@@ -349,10 +367,8 @@ class Trainer:
                 **({"prepare": self.prepare_report} if self.prepare_report else {}),
             },
         )
-        results = self.out_dir / "results"
-        write_result(results / result_filename(self.config.model.name, name, dataset), result)
         if self.config.save_predictions:
-            write_predictions_csv(results / f"predictions_{dataset}.csv", predictions)
+            write_predictions_csv(results / f"predictions_{entry.label}.csv", predictions)
 
     def _save_checkpoint(self) -> None:
         if not self.info.is_main:

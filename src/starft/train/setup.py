@@ -7,18 +7,16 @@ Everything that can be wrong in a config is caught here, before the first step, 
 from __future__ import annotations
 
 import copy
-import typing
 from typing import Any
 
-from starft.config import SelectBy, TrainConfig, resolve_method
+from starft.config import TrainConfig, resolve_method
 from starft.data import ClassificationDataset, create_dataset, get_templates
 from starft.data.label_space import align_classes
 from starft.errors import StarftError
-from starft.methods import Method, Task, create_method
+from starft.eval.metric_registry import METRICS, selectable_metrics
+from starft.methods import METHODS, Method, Task, create_method
 from starft.models import ClipModel
 from starft.utils.distributed import DistInfo
-
-SELECT_BY: tuple[str, ...] = typing.get_args(SelectBy)
 
 
 def check_config(config: TrainConfig, info: DistInfo) -> None:
@@ -29,8 +27,10 @@ def check_config(config: TrainConfig, info: DistInfo) -> None:
         raise StarftError(f"optim.epochs must be >= 1, got {config.optim.epochs}")
     if config.data.batch_size < 1:
         raise StarftError(f"data.batch_size must be >= 1, got {config.data.batch_size}")
-    if config.select_by not in SELECT_BY:
-        raise StarftError(f"select_by must be one of {SELECT_BY}, got '{config.select_by}'")
+    if config.select_by not in selectable_metrics():
+        raise StarftError(
+            f"select_by must be one of {', '.join(selectable_metrics())}, got '{config.select_by}'"
+        )
     if config.data.on_bad_image == "skip" and info.world_size > 1:
         # Skipping changes local batch sizes, which cross-rank feature gathers cannot take.
         raise StarftError(
@@ -63,9 +63,14 @@ def build_datasets(
         )
         what = f"validation set (data.val of dataset '{data.val_dataset or data.dataset}')"
         val_set = align_classes(val_set, train_set.classnames, what)
-    if config.select_by != "top1" and (val_set is None or val_set.groups is None):
+    missing = [
+        attr
+        for attr in METRICS.get(config.select_by).requires
+        if val_set is None or getattr(val_set, attr, None) is None
+    ]
+    if missing:
         raise StarftError(
-            f"select_by={config.select_by} needs a validation set with groups (data.val)"
+            f"select_by={config.select_by} needs a validation set (data.val) with {missing[0]}"
         )
     return train_set, val_set
 
@@ -87,6 +92,19 @@ def build_task(config: TrainConfig, dataset: Any) -> Task:
     return Task(list(dataset.classnames), list(templates), list(eval_templates))
 
 
+def check_data_keys(config: TrainConfig, dataset: ClassificationDataset) -> None:
+    """The batch contract: every key the method reads is a field of the dataset's samples."""
+    name = config.method["name"]
+    needed = getattr(METHODS.get(name), "data_keys", ())
+    provided = dataset.sample_keys
+    missing = [key for key in needed if key not in provided]
+    if missing:
+        raise StarftError(
+            f"dataset '{config.data.dataset}' has no batch key '{missing[0]}', which method "
+            f"'{name}' needs (the dataset provides: {', '.join(sorted(provided))})"
+        )
+
+
 def build_method(
     config: TrainConfig, model: ClipModel, train_set: ClassificationDataset, info: DistInfo
 ) -> Method:
@@ -96,6 +114,7 @@ def build_method(
     before the run folder's ``config.yaml`` is written, so both record the same complete section.
     """
     resolve_method(config)
+    check_data_keys(config, train_set)
     params = {k: v for k, v in config.method.items() if k != "name"}
     return create_method(
         config.method["name"],

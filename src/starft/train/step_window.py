@@ -33,8 +33,13 @@ class StepWindow:
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Tensors of a batch dict moved to ``device`` (strings and lists stay as they are)."""
-    return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-        for k, v in batch.items()
-    }
+    """Tensors of a batch dict moved to ``device``, also inside lists (``boxes``); strings stay."""
+
+    def move(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.to(device, non_blocking=True)
+        if isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+            return [item.to(device, non_blocking=True) for item in value]
+        return value
+
+    return {key: move(value) for key, value in batch.items()}
