@@ -8,7 +8,7 @@ from pathlib import Path
 import starft
 
 SRC = Path(starft.__file__).parent
-COMMON = {"errors", "registry", "utils", "config", "__init__"}
+COMMON = {"errors", "registry", "utils", "config", "method_configs", "__init__"}
 ALLOWED = {
     "models": set(),
     "data": {"sandbox"},

@@ -314,3 +314,11 @@ def test_layout_mismatches_are_one_line_errors(root: Path, tmp_path: Path) -> No
     (split / "split_zhou_Caltech101.json").write_text(json.dumps({"test": [["a.jpg"]]}))
     with pytest.raises(StarftError, match="is not a CoOp split file"):
         create_dataset("caltech101", root=split, split="test")
+
+
+def test_packaged_imagenet_classnames_equal_open_clips():
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    from starft.data.benchmarks.common import imagenet_classnames
+
+    assert imagenet_classnames() == list(IMAGENET_CLASSNAMES)

@@ -194,6 +194,6 @@ def test_missing_or_mis_sized_mask_names_the_file(tmp_path) -> None:
     names = _write_images(tmp_path, 1)
     (tmp_path / "img" / "t.csv").write_text(f"filepath,label\n{names[0]},0\n")
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "masks" / "a" / "0.png")
-    dataset = CsvDataset(tmp_path / "img" / "t.csv", mask_root=tmp_path / "masks")
+    dataset = CsvDataset(tmp_path / "img" / "t.csv", classnames=["x"], mask_root=tmp_path / "masks")
     with pytest.raises(StarftError, match=r"0\.png"):
         dataset[0]

@@ -70,7 +70,7 @@ class StepInfo:
 
         For calling a method outside :func:`starft.train.fit`: ``method(batch, StepInfo.at(0))``.
         """
-        from starft.train.sampling import seeded_generator  # starft.train imports this module
+        from starft.utils.seeding import seeded_generator
 
         per_epoch = total_steps if steps_per_epoch is None else steps_per_epoch
         return cls(

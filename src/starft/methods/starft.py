@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from starft.data.pools import load_pool, random_suffix_pool, spurious_caption
-from starft.errors import StarftError
 from starft.losses import StarLoss
 from starft.method_configs import StarFTConfig
 from starft.methods.base import StepInfo, Task

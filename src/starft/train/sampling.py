@@ -15,21 +15,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-_MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads nearby seeds apart
+from starft.utils.seeding import mix_seed, seeded_generator
 
-
-def mix_seed(*parts: int) -> int:
-    """Deterministic 63-bit seed from integers (stable across processes and Python versions)."""
-    value = 0
-    for part in parts:
-        value = (value * _MIX + int(part) + 1) % (1 << 63)
-    return value
-
-
-def seeded_generator(*parts: int) -> torch.Generator:
-    generator = torch.Generator()
-    generator.manual_seed(mix_seed(*parts))
-    return generator
+__all__ = ["EpochBatchSampler", "SeededSamples", "mix_seed", "seeded_generator"]
 
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -33,6 +33,7 @@ from starft.errors import StarftError
 
 _CLASSNAMES = "benchmarks/classnames.json"
 _WNIDS = "benchmarks/imagenet_wnids.json"
+_IMAGENET_CLASSNAMES = "benchmarks/imagenet_classnames.json"
 
 
 class DatasetNotFoundError(StarftError):
@@ -119,10 +120,9 @@ def wnid_index(wnid: str) -> int | None:
 
 
 def imagenet_classnames() -> list[str]:
-    """CLIP's 1000 ImageNet class names, read from open_clip (a dependency) rather than copied."""
-    from starft.models.backends.open_clip_load import imagenet_classnames as names
-
-    return names()
+    """CLIP's 1000 ImageNet class names (package data, copied from open_clip; a test keeps the
+    copy equal to open_clip's list)."""
+    return list(read_json_resource(_IMAGENET_CLASSNAMES)["classnames"])
 
 
 def class_dirs(folder: Path) -> list[str]:

@@ -106,13 +106,6 @@ def list_open_clip_models() -> list[tuple[str, str]]:
     return rows
 
 
-def imagenet_classnames() -> list[str]:
-    """CLIP's 1000 ImageNet class names as open_clip ships them."""
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
-
-    return list(IMAGENET_CLASSNAMES)
-
-
 def is_open_clip_folder(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
 
