@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from starft.errors import StarftError
 from starft.models.clip_model import ClipModel
 from starft.registry import Registry
+from starft.utils.io import follow_umask, make_temp_dir
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -204,7 +204,7 @@ def save_model(model: ClipModel, out_dir: str | Path) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)  # mode from the umask: others may read the weights
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
@@ -213,6 +213,7 @@ def save_model(model: ClipModel, out_dir: str | Path) -> Path:
             "preprocess_cfg": _jsonable(model.preprocess_cfg),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        follow_umask(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

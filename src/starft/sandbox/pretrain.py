@@ -64,12 +64,14 @@ def export_fp16(model: ClipModel, path: str | Path) -> Path:
     return path
 
 
-def pretrain(overrides: list[str] | None = None, resume: str | None = None) -> dict[str, Any]:
+def pretrain(
+    overrides: list[str] | None = None, resume: str | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Run the recipe; returns (and writes to ``OUT/pretrain_report.json``) accuracies and paths."""
     from starft.train import fit
 
     config = load_train_config(recipe_path(), list(overrides or []))
-    result = fit(config, resume=resume)
+    result = fit(config, resume=resume, overwrite=overwrite)
     weights_dir = result.best_dir or result.final_dir
     model = create_model(str(weights_dir))
     accuracies = zeroshot_accuracy(model)
