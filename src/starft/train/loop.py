@@ -207,7 +207,7 @@ class Trainer(StepLoop):
             )
         else:
             self._prepare()
-        if self.warmup_steps < self.config.optim.warmup_steps:
+        if self.total_steps and self.warmup_steps < self.config.optim.warmup_steps:
             self.console.warn(
                 f"optim.warmup_steps={self.config.optim.warmup_steps} is more than "
                 f"{MAX_WARMUP_SHARE:.0%} of this run's {self.total_steps} steps: warming up over "
