@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 # Convenience flags and the config field each one sets (everything else: key.path=value).
 FLAGS = {
@@ -65,8 +66,15 @@ def run(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, overrides + list(args.overrides))
     try:
         result = fit(config, resume=args.resume, overwrite=args.overwrite)
-    finally:
-        shutdown_distributed()
+    except BaseException as err:
+        # Leave the process group cleanly only when every rank failed together; a rank failing
+        # alone must exit at once (a barrier would wait for peers stuck in a collective), so
+        # torchrun sees it and stops the others.
+        if getattr(err, "all_ranks", False):
+            with contextlib.suppress(Exception):  # a peer that failed with a bug has left
+                shutdown_distributed()
+        raise
+    shutdown_distributed()
     if not result.main_process:  # under torchrun the summary is rank 0's alone
         return 0
     if result.skipped_steps:

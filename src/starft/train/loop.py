@@ -179,19 +179,20 @@ class Trainer(StepLoop):
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> FitResult:
         resumed = self.plan.checkpoint is not None
-        if self.info.is_main:
-            open_run_folder(self.plan, self.metrics_offset, self.step)
-            atomic_write_text(
-                self.out_dir / "config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False)
-            )
-        self.logger = RunLogger(
-            self.out_dir,
-            self.config.log,
-            to_dict(self.config),
-            enabled=self.info.is_main,
-            resumed_step=self.step if resumed else None,
-        )
         try:
+            if self.info.is_main:
+                open_run_folder(self.plan, self.metrics_offset, self.step)
+                atomic_write_text(
+                    self.out_dir / "config.yaml",
+                    yaml.safe_dump(to_dict(self.config), sort_keys=False),
+                )
+            self.logger = RunLogger(
+                self.out_dir,
+                self.config.log,
+                to_dict(self.config),
+                enabled=self.info.is_main,
+                resumed_step=self.step if resumed else None,
+            )
             return self._run(resumed)
         except BaseException:
             self.close()  # ends the progress bar's line before the error is printed
