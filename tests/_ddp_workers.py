@@ -302,3 +302,32 @@ def fit_worker(rank: int, world_size: int, port: int, overrides: list[str]) -> N
 
     fit(load_train_config(None, overrides))
     _shutdown()
+
+
+def cli_worker(
+    rank: int, world_size: int, port: int, argv: list[str], fail_rank: int, out_dir: str
+) -> None:
+    """``starft`` CLI as one torchrun process; rank ``fail_rank`` fails while building its data.
+
+    Writes this rank's exit code, stdout and stderr to ``out_dir/rank{rank}.json``.
+    """
+    import contextlib
+    import io
+    import json
+
+    _init_process_group(rank, world_size, port)
+    import starft.train.loop
+    from starft.cli.main import main
+    from starft.errors import StarftError
+
+    if rank == fail_rank:
+
+        def broken_data(*args: Any, **kwargs: Any) -> Any:
+            raise StarftError(f"CSV file 'train.csv' is broken on rank {rank}'s copy")
+
+        starft.train.loop.build_datasets = broken_data
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    result = {"code": code, "out": out.getvalue(), "err": err.getvalue()}
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))

@@ -260,3 +260,17 @@ def test_fit_on_two_ranks_equals_one_process_with_double_batch(tmp_path):
     moved = max(max_abs_diff(single[k], initial[k]) for k in single)
     assert moved > 1e-4
     print(f"fit: max |trained - initial| = {moved:.2e}")
+
+
+def test_a_setup_error_on_one_rank_ends_every_rank_with_one_message(tmp_path):
+    import json
+
+    from _ddp_workers import cli_worker
+
+    argv = ["train", *fit_overrides(tmp_path / "run", batch_size=8)]
+    launch(cli_worker, argv, 1, str(tmp_path))  # a hang would fail with a TimeoutError
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+    assert [r["code"] for r in results] == [2, 2]
+    lines = [line for r in results for line in r["err"].splitlines() if line.strip()]
+    assert lines == ["starft: error: CSV file 'train.csv' is broken on rank 1's copy (on rank 1)"]
+    assert not (tmp_path / "run").exists()  # nothing half-made

@@ -312,8 +312,8 @@ def test_carot_resume_restores_the_ema_teacher(tmp_path, monkeypatch):
     full = fit(carot_config(tmp_path, "full"))
     original = Trainer._optimizer_step
 
-    def crashing_step(self, info):
-        original(self, info)
+    def crashing_step(self, *args):
+        original(self, *args)
         if self.step == 4:  # mid-epoch 1 (3 steps per epoch)
             raise Crash
 

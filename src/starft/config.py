@@ -88,6 +88,7 @@ class OptimConfig:
     exclude_from_weight_decay: bool = True
     grad_clip: float | None = None
     accum_steps: int = 1
+    on_nonfinite: str = "stop"  # a NaN/Inf loss or gradient: stop the run, or skip the step
 
 
 @dataclass

@@ -125,7 +125,10 @@ def _load_model(args: argparse.Namespace, info: Any) -> tuple[Any, str, str | No
 
 def _evaluate(args: argparse.Namespace, info: Any) -> int:
     from starft.errors import StarftError
+    from starft.utils.io import check_output_dir
 
+    # Before any model or data is loaded: a whole evaluation must not end in "cannot write".
+    check_output_dir(args.out, "--out folder")
     if args.suite is not None:
         if args.overrides:
             raise StarftError(

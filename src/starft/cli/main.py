@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except StarftError as err:
-        print(f"starft: error: {err}", file=sys.stderr)
+        _print_error(err)
         return 2
     except KeyboardInterrupt:
         print("starft: interrupted", file=sys.stderr)
@@ -69,6 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `starft ls models | head`: the reader went away, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _print_error(err: StarftError) -> None:
+    """``starft: error: MESSAGE`` on its own line, once per job.
+
+    Under torchrun an error every rank raised together (``all_ranks``) is printed by rank 0 only;
+    an error of one rank alone names its rank.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if getattr(err, "all_ranks", False) and rank != 0:
+        return
+    where = f"rank {rank}: " if world_size > 1 and not getattr(err, "all_ranks", False) else ""
+    sys.stdout.flush()
+    print(f"starft: error: {where}{err}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

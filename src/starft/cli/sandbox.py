@@ -25,7 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="which shipped model's recipe to run (default: sandbox-clip)",
     )
     pre.add_argument("--out", help="run folder (default: runs/sandbox_pretrain)")
-    pre.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT")
+    pre.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="auto|CHECKPOINT",
+        help="as for `starft train`: continue OUT's run (auto: if it has a checkpoint)",
+    )
+    pre.add_argument("--overwrite", action="store_true", help="replace the run already in OUT")
     pre.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     pre.set_defaults(run=run_pretrain)
 
@@ -41,7 +48,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from starft.sandbox.pretrain import pretrain
 
     overrides = ([f"out_dir={args.out}"] if args.out else []) + list(args.overrides)
-    report = pretrain(overrides, resume=args.resume, model=args.model)
+    report = pretrain(overrides, resume=args.resume, overwrite=args.overwrite, model=args.model)
     print(json.dumps(report["zeroshot_top1"], indent=2))
     print(f"weights: {report['weights']} ({report['weights_mb']:.1f} MiB)")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 # Convenience flags and the config field each one sets (everything else: key.path=value).
 FLAGS = {
@@ -36,9 +37,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume",
         nargs="?",
-        const="auto",
-        metavar="CHECKPOINT",
-        help="continue from a checkpoint (default: OUT/checkpoints/latest.pt if it exists)",
+        const="latest",
+        metavar="auto|CHECKPOINT",
+        help="continue from OUT/checkpoints/latest.pt (an error if there is none); "
+        "'--resume auto': continue if that checkpoint exists, else start afresh; "
+        "'--resume FILE': continue from that checkpoint",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in OUT (without it, an OUT holding a run is refused)",
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(run=run)
@@ -57,9 +65,20 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_train_config(args.config, overrides + list(args.overrides))
     try:
-        result = fit(config, resume=args.resume)
-    finally:
-        shutdown_distributed()
+        result = fit(config, resume=args.resume, overwrite=args.overwrite)
+    except BaseException as err:
+        # Leave the process group cleanly only when every rank failed together; a rank failing
+        # alone must exit at once (a barrier would wait for peers stuck in a collective), so
+        # torchrun sees it and stops the others.
+        if getattr(err, "all_ranks", False):
+            with contextlib.suppress(Exception):  # a peer that failed with a bug has left
+                shutdown_distributed()
+        raise
+    shutdown_distributed()
+    if not result.main_process:  # under torchrun the summary is rank 0's alone
+        return 0
+    if result.skipped_steps:
+        print(f"skipped optimiser steps (non-finite loss or gradient): {result.skipped_steps}")
     if result.best_metric is not None:
         print(
             f"best {config.select_by} on validation: {result.best_metric:.4f} -> {result.best_dir}"

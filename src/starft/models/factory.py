@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ import torch
 from starft.models.backends import BACKENDS, backend_for, is_saved_model
 from starft.models.backends.open_clip_load import MODELS, ModelSpec, list_open_clip_models
 from starft.models.protocol import ClipModel
+from starft.utils.io import follow_umask, make_temp_dir
 
 __all__ = [
     "MODELS",
@@ -81,9 +81,10 @@ def save_model(model: ClipModel, out_dir: str | Path) -> Path:
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)  # mode from the umask: others may read the weights
     try:
         model.save_to(tmp)
+        follow_umask(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,10 +40,13 @@ def save_head(head: nn.Linear, classnames: Sequence[str], folder: str | Path) ->
 
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".head.", suffix=".tmp")
+    from starft.utils.io import follow_umask
+
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{HEAD_FILE}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"classnames": json.dumps(list(classnames))})
+        follow_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, folder / HEAD_FILE)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

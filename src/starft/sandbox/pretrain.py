@@ -72,6 +72,7 @@ def export_fp16(model: ClipModel, path: str | Path) -> Path:
 def pretrain(
     overrides: list[str] | None = None,
     resume: str | None = None,
+    overwrite: bool = False,
     model: str = "sandbox-clip",
 ) -> dict[str, Any]:
     """Run ``model``'s recipe; returns (and writes to ``OUT/pretrain_report.json``) accuracies
@@ -81,7 +82,7 @@ def pretrain(
     if model not in RECIPES:
         raise StarftError(f"no pretraining recipe for '{model}' (known: {', '.join(RECIPES)})")
     config = load_train_config(recipe_path(model), list(overrides or []))
-    result = fit(config, resume=resume)
+    result = fit(config, resume=resume, overwrite=overwrite)
     weights_dir = result.best_dir or result.final_dir
     model_name, model = model, create_model(str(weights_dir))
     accuracies = zeroshot_accuracy(model)

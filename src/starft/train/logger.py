@@ -1,6 +1,8 @@
 """Where training metrics go: a JSONL file always, TensorBoard and W&B when enabled.
 
-Only rank 0 logs. The JSONL file is appended to, so a resumed run continues the same file.
+Only rank 0 logs. A fresh run starts metrics.jsonl anew; a resumed run continues it (the run folder
+has already dropped the rows logged after the checkpoint, see ``run_folder.open_run_folder``), and
+TensorBoard purges its events after the checkpoint's step.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from starft.errors import StarftError
 
 class RunLogger:
     def __init__(
-        self, out_dir: Path, config: LogConfig, run_config: dict[str, Any], enabled: bool
+        self,
+        out_dir: Path,
+        config: LogConfig,
+        run_config: dict[str, Any],
+        enabled: bool,
+        resumed_step: int | None = None,
     ) -> None:
         self.enabled = enabled
         self._jsonl = None
@@ -24,12 +31,13 @@ class RunLogger:
         self._wandb = None
         if not enabled:
             return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._jsonl = open(out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        mode = "w" if resumed_step is None else "a"
+        self._jsonl = open(out_dir / "metrics.jsonl", mode, encoding="utf-8")  # noqa: SIM115
         if config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+            purge = None if resumed_step is None else resumed_step + 1
+            self._tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"), purge_step=purge)
         if config.wandb:
             try:
                 import wandb
@@ -57,10 +65,17 @@ class RunLogger:
         if self._wandb is not None:
             self._wandb.log(scalars, step=step)
 
+    def offset(self) -> int | None:
+        """Size of metrics.jsonl so far (kept in checkpoints: a resume drops the rows after it)."""
+        return None if self._jsonl is None else self._jsonl.tell()
+
     def close(self) -> None:
         if self._jsonl is not None:
             self._jsonl.close()
+            self._jsonl = None
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
         if self._wandb is not None:
             self._wandb.finish()
+            self._wandb = None

@@ -13,6 +13,11 @@ Batch size is per process: the global batch is ``batch_size x world_size x accum
 Gradient accumulation sums gradients of micro-batches; contrastive negatives come from each
 micro-batch (and from all ranks), not from the whole accumulated batch.
 
+The run folder is created only once every up-front check has passed (config, output folder, data,
+model, checkpoint), and a fresh run that fails before its first checkpoint removes it again, so a
+bad input never leaves a half-made run behind (``run_folder``). Under DDP, a set-up error on any
+rank stops every rank with that rank's message.
+
 A fresh run calls ``method.prepare`` once before the first step (a resumed one does not: its
 checkpoint holds the outcome). Methods with ``trains_by_gradient = False`` (LP) skip the
 optimisation epochs; validation, best/final export, results and the checkpoint happen as after one
@@ -21,8 +26,9 @@ epoch, so resuming a finished run changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,26 +36,33 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
 
 from starft.config import TrainConfig, to_dict
-from starft.data import collate_samples
 from starft.errors import StarftError
-from starft.eval import write_predictions_csv
-from starft.eval.harness import EntryOutcome, MethodSubject, evaluate_entries, write_entry_results
-from starft.eval.suites import SuiteEntry
-from starft.methods import Method, PrepareContext, StepInfo
+from starft.methods import Method, PrepareContext
 from starft.models import create_model
-from starft.train.checkpoint import load_checkpoint, save_checkpoint
+from starft.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
+from starft.train.console import Console
 from starft.train.distributed import (
     broadcast_module,
     init_distributed,
+    raise_on_any_rank,
     resolve_autocast,
     resolve_device,
 )
 from starft.train.logger import RunLogger
-from starft.train.optim import build_optimizer, lr_at, set_lr
-from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
+from starft.train.nonfinite import weights_finite
+from starft.train.optim import (
+    MAX_WARMUP_SHARE,
+    build_optimizer,
+    effective_warmup,
+)
+from starft.train.run_folder import (
+    RunPlan,
+    open_run_folder,
+    plan_run_folder,
+    remove_failed_run,
+)
 from starft.train.setup import (
     build_datasets,
     build_method,
@@ -57,14 +70,12 @@ from starft.train.setup import (
     eval_view,
     steps_per_epoch,
 )
-from starft.train.step_window import StepWindow, to_device
+from starft.train.steps import StepLoop
+from starft.train.validation import epoch_summary, validate, write_validation_result
 from starft.utils.distributed import DistInfo
 from starft.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-
-# Fields that must match between a checkpoint and the config resuming it.
-RESUME_FIELDS = ("model", "data", "method", "optim", "seed")
 
 
 @dataclass
@@ -75,29 +86,70 @@ class FitResult:
     best_metric: float | None
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    skipped_steps: int = 0  # optimiser steps dropped for a non-finite loss or gradient
+    main_process: bool = True  # False on the other ranks of a torchrun job (they print nothing)
 
 
-def fit(config: TrainConfig, resume: str | Path | None = None) -> FitResult:
+def fit(
+    config: TrainConfig, resume: str | Path | None = None, overwrite: bool = False
+) -> FitResult:
     """Train ``config.method`` on ``config.data`` and save best/final weights under ``out_dir``.
 
-    ``resume``: a checkpoint file, or ``"auto"`` for ``out_dir/checkpoints/latest.pt`` if present.
+    ``resume``: None (a fresh run; an ``out_dir`` that holds a run is refused unless
+    ``overwrite``), ``"latest"`` (``out_dir/checkpoints/latest.pt``, which must exist), ``"auto"``
+    (that checkpoint if it exists, else a fresh start) or a checkpoint file.
     Works in one process or under ``torchrun`` (DDP; one process per GPU, or gloo on CPU).
     """
     info = init_distributed()
-    trainer = Trainer(config, info)
+    trainer = Trainer(config, info, resume=resume, overwrite=overwrite)
     try:
-        return trainer.run(resume)
+        return trainer.run()
     finally:
-        trainer.logger.close()
+        trainer.close()
 
 
-class Trainer:
-    """Holds the state of one run; ``run`` is the whole loop."""
+class Trainer(StepLoop):
+    """Holds the state of one run; ``run`` is the whole loop (its steps: ``StepLoop``)."""
 
-    def __init__(self, config: TrainConfig, info: DistInfo) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        info: DistInfo,
+        resume: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> None:
         self.config = config
         self.info = info
         self.out_dir = Path(config.out_dir)
+        self.console = Console(enabled=info.is_main)
+        self.logger: RunLogger | None = None
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_metric: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self.prepare_report: dict[str, Any] | None = None
+        self.nonfinite_skipped = 0
+        self.checkpoint_step: int | None = None  # step of the newest checkpoint on disk
+        self.metrics_offset: int | None = None
+        self._epoch_loss = [0.0, 0]  # sum of micro-batch losses, count, since the epoch began
+        error: Exception | None = None
+        try:
+            self._build(resume, overwrite)
+        except Exception as err:  # every rank must reach the agreement below
+            error = err
+        raise_on_any_rank(info, error)
+        self.ddp: nn.Module = self.method
+        if info.world_size > 1 and self.method.trains_by_gradient:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.method,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
+
+    def _build(self, resume: str | Path | None, overwrite: bool) -> None:
+        """Every up-front check and the run's parts; writes nothing."""
+        config, info = self.config, self.info
+        self.plan: RunPlan = plan_run_folder(self.out_dir, resume, overwrite)
         self.device = resolve_device(config.device, info)
         self.autocast_dtype = resolve_autocast(config.precision, self.device)
         check_config(config, info)
@@ -109,58 +161,96 @@ class Trainer:
             self.model.load_text_tower(create_model(config.model.text_tower_from))
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
-        self.ddp: nn.Module = self.method
-        gradient = self.method.trains_by_gradient
-        if info.world_size > 1 and gradient:
-            self.ddp = nn.parallel.DistributedDataParallel(
-                self.method,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            )
         self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.steps_per_epoch = (
-            steps_per_epoch(config, len(self.train_set), info.world_size) if gradient else 0
+            steps_per_epoch(config, len(self.train_set), info.world_size)
+            if self.method.trains_by_gradient
+            else 0
         )
         self.total_steps = self.steps_per_epoch * config.optim.epochs
-        self.logger = RunLogger(self.out_dir, config.log, to_dict(config), enabled=info.is_main)
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.best_metric: float | None = None
-        self.history: list[dict[str, Any]] = []
-        self.prepare_report: dict[str, Any] | None = None
+        self.warmup_steps = effective_warmup(config.optim.warmup_steps, self.total_steps)
+        if self.plan.checkpoint is not None:
+            self._resume(self.plan.checkpoint)
+
+    def close(self) -> None:
+        self.console.close()
+        if self.logger is not None:
+            self.logger.close()
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, resume: str | Path | None) -> FitResult:
-        resumed = resume is not None and self._resume(resume)
-        if self.info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(
-                self.out_dir / "config.yaml", yaml.safe_dump(to_dict(self.config), sort_keys=False)
+    def run(self) -> FitResult:
+        resumed = self.plan.checkpoint is not None
+        try:
+            if self.info.is_main:
+                open_run_folder(self.plan, self.metrics_offset, self.step)
+                atomic_write_text(
+                    self.out_dir / "config.yaml",
+                    yaml.safe_dump(to_dict(self.config), sort_keys=False),
+                )
+            self.logger = RunLogger(
+                self.out_dir,
+                self.config.log,
+                to_dict(self.config),
+                enabled=self.info.is_main,
+                resumed_step=self.step if resumed else None,
             )
-        if not resumed:
+            return self._run(resumed)
+        except BaseException:
+            self.close()  # ends the progress bar's line before the error is printed
+            if self.info.is_main and not resumed and self.checkpoint_step is None:
+                remove_failed_run(self.plan)
+            raise
+
+    def _run(self, resumed: bool) -> FitResult:
+        if resumed:
+            self.console.line(
+                f"resuming from step {self.step} of {self.total_steps} (epoch {self.epoch}) "
+                f"in {self.plan.checkpoint}"
+            )
+        else:
             self._prepare()
+        if self.total_steps and self.warmup_steps < self.config.optim.warmup_steps:
+            self.console.warn(
+                f"optim.warmup_steps={self.config.optim.warmup_steps} is more than "
+                f"{MAX_WARMUP_SHARE:.0%} of this run's {self.total_steps} steps: warming up over "
+                f"{self.warmup_steps} step(s) instead"
+            )
         self.method.train()
         if self.method.trains_by_gradient:
-            progress = self._progress_bar()
+            if self.config.log.progress:
+                self.console.open_bar(self.total_steps, self.step)
             for epoch in range(self.epoch, self.config.optim.epochs):
+                tic = time.perf_counter()
                 self.epoch = epoch
-                self._train_epoch(progress)
+                self._train_epoch()
                 self.batch_in_epoch = 0
                 self.epoch = epoch + 1
-                self._end_of_epoch(epoch)
-            if progress is not None:
-                progress.close()
+                self._end_of_epoch(epoch, tic)
+            self.console.close()
         elif self.epoch == 0:  # fitted in prepare: validate, export and checkpoint once
             self.epoch = 1
-            self._end_of_epoch(0)
+            self._end_of_epoch(0, time.perf_counter())
+        self._check_weights("the final weights")
         final_dir = self.out_dir / "final"
         if self.info.is_main:
             self.method.export(final_dir)
+        if self.nonfinite_skipped:
+            self.console.warn(
+                f"skipped {self.nonfinite_skipped} optimiser step(s) with a non-finite loss or "
+                "gradient (optim.on_nonfinite=skip)"
+            )
         best_dir = self.out_dir / "best" if self.val_set is not None else None
         self._barrier()
         return FitResult(
-            self.out_dir, final_dir, best_dir, self.best_metric, self.step, self.history
+            self.out_dir,
+            final_dir,
+            best_dir,
+            self.best_metric,
+            self.step,
+            self.history,
+            skipped_steps=self.nonfinite_skipped,
+            main_process=self.info.is_main,
         )
 
     def _prepare(self) -> None:
@@ -184,195 +274,88 @@ class Trainer:
             if self.info.is_main:
                 atomic_write_json(self.out_dir / "prepare.json", report, indent=2)
 
-    def _progress_bar(self) -> Any:
-        if not (self.info.is_main and self.config.log.progress):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=self.total_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True
-        )
-
-    def _loader(self, epoch: int) -> DataLoader:
-        accum = self.config.optim.accum_steps
-        sampler = EpochBatchSampler(
-            len(self.train_set),
-            self.config.data.batch_size,
-            seed=self.config.seed,
-            epoch=epoch,
-            rank=self.info.rank,
-            world_size=self.info.world_size,
-            start_batch=self.batch_in_epoch,
-            num_batches=self.steps_per_epoch * accum,
-        )
-        return DataLoader(
-            SeededSamples(self.train_set, self.config.seed),
-            batch_sampler=sampler,
-            collate_fn=collate_samples,
-            num_workers=self.config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-        )
-
-    def _train_epoch(self, progress: Any) -> None:
-        accum = self.config.optim.accum_steps
-        window = StepWindow()
-        epoch_skipped = 0
-        for batch in self._loader(self.epoch):
-            micro = self.batch_in_epoch % accum
-            self.batch_in_epoch += 1
-            last_micro = micro == accum - 1
-            info = StepInfo(
-                step=self.step,
-                epoch=self.epoch,
-                steps_per_epoch=self.steps_per_epoch,
-                total_steps=self.total_steps,
-                generator=seeded_generator(self.config.seed, self.step, micro),
-                rank=self.info.rank,
-                world_size=self.info.world_size,
+    def _stop(self, reason: str) -> None:
+        """Raise the same one-line error on every rank; nothing is exported or checkpointed."""
+        if self.checkpoint_step is None:
+            kept = "no checkpoint was written yet"
+        else:
+            kept = (
+                f"the last good checkpoint is {self.out_dir / 'checkpoints' / 'latest.pt'} "
+                f"(step {self.checkpoint_step})"
             )
-            if batch is None:  # every image of this micro-batch was unreadable and skipped
-                skipped = self.config.data.batch_size
-            else:
-                skipped = batch.pop("num_skipped", 0)
-                window.add(self._forward_backward(batch, info, last_micro))
-            window.skipped += skipped
-            epoch_skipped += skipped
-            if last_micro:  # the cycle closes on schedule even if its last micro-batch was empty
-                self._optimizer_step(info)
-                self._after_step(progress, window)
-        if epoch_skipped:
-            log.warning("epoch %d: skipped %d unreadable image(s)", self.epoch, epoch_skipped)
-
-    def _forward_backward(
-        self, batch: dict[str, Any], info: StepInfo, last_micro: bool
-    ) -> dict[str, float]:
-        batch = to_device(batch, self.device)
-        sync = contextlib.nullcontext()
-        if self.info.world_size > 1 and not last_micro:
-            sync = self.ddp.no_sync()  # type: ignore[operator]  # accumulate locally
-        with sync:
-            with self._autocast():
-                out = self.ddp(batch, info)
-            self.scaler.scale(out["loss"] / self.config.optim.accum_steps).backward()
-        return {key: float(value.detach()) for key, value in out.items()}
-
-    def _after_step(self, progress: Any, window: StepWindow) -> None:
-        """Progress bar, logging every ``log.every_steps`` and periodic checkpoints."""
-        if progress is not None:
-            progress.update(1)
-            if window.count:
-                progress.set_postfix(loss=f"{window.sums['loss'] / window.count:.4f}")
-        if self.step % self.config.log.every_steps == 0 or self.step == self.total_steps:
-            self.logger.log(
-                self.step,
-                {
-                    **window.means(),
-                    "lr": self.optimizer.param_groups[0]["lr"],
-                    "epoch": self.epoch,
-                    "logit_scale": self.model.scale().item(),
-                    "skipped_images": window.skipped,
-                    "seconds_per_step": window.seconds_per_step(self.config.optim.accum_steps),
-                },
-            )
-            window.reset()
-        every = self.config.checkpoint_every_steps
-        if every and self.step % every == 0:
-            self._save_checkpoint()
-
-    def _optimizer_step(self, info: StepInfo) -> None:
-        optim = self.config.optim
-        set_lr(
-            self.optimizer,
-            lr_at(self.step, optim.lr, optim.warmup_steps, self.total_steps, optim.schedule),
+        error = StarftError(
+            f"{reason}; {kept}. Lower optim.lr, set optim.grad_clip, or skip such steps with "
+            "optim.on_nonfinite=skip"
         )
-        if optim.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(
-                [p for _, p in self.method.trainable_named_parameters()], optim.grad_clip
-            )
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.method.after_optimizer_step(info)
-        self.step += 1
+        error.all_ranks = True  # type: ignore[attr-defined]  # every rank takes this decision
+        raise error
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+    def _check_weights(self, what: str) -> None:
+        params = (p for _, p in self.method.trainable_named_parameters())
+        if not weights_finite(params):
+            self._stop(f"{what} are non-finite after step {self.step}")
 
-    # -- evaluation, selection, checkpoints ------------------------------------------------------
-    def _end_of_epoch(self, epoch: int) -> None:
+    def _end_of_epoch(self, epoch: int, tic: float) -> None:
+        self._check_weights(f"the weights of epoch {epoch}")
+        metrics: dict[str, Any] = {}
         if self.val_set is not None:
-            metrics, per_group, predictions = self._evaluate()
+            metrics, _, _ = self._evaluate()
             self.history.append({"epoch": epoch, **metrics})
+            assert self.logger is not None
             self.logger.log(self.step, {"epoch": epoch, **metrics}, prefix="val")
             score = metrics[self.config.select_by]
-            if self.best_metric is None or score > self.best_metric:
+            if not math.isfinite(score):
+                self.console.warn(
+                    f"validation {self.config.select_by} is {score} after epoch {epoch}: "
+                    "not considered for best/"
+                )
+            elif self.best_metric is None or score > self.best_metric:
                 self.best_metric = score
                 if self.info.is_main:
                     self.method.export(self.out_dir / "best")
-                    self._write_result(metrics, per_group, predictions, epoch)
+                    self._write_result(epoch)
         self._save_checkpoint()
+        if self.config.log.progress:
+            self.console.line(self._epoch_summary(epoch, metrics, time.perf_counter() - tic))
+        self._epoch_loss = [0.0, 0]
 
-    def _val_entry(self) -> SuiteEntry:
-        """The ID validation set as an evaluation entry: model-selection data, so no axis (the
-        axes are for evaluation sets; a report shows it as its own columns)."""
-        data = self.config.data
-        label = data.val_dataset or f"{data.dataset}-val"
-        return SuiteEntry(
-            dataset=data.val_dataset or data.dataset, label=label, args=dict(data.val or {})
+    def _epoch_summary(self, epoch: int, metrics: dict[str, Any], seconds: float) -> str:
+        loss_sum, count = self._epoch_loss
+        return epoch_summary(
+            epoch,
+            self.config.optim.epochs,
+            loss_sum / count if count else None,
+            metrics,
+            self.config.select_by,
+            self.nonfinite_skipped,
+            seconds,
         )
 
     def _evaluate(self) -> tuple[dict, dict, Any]:
         assert self.val_set is not None
-        self.method.eval()
-        try:
-            entry = self._val_entry()
-            (outcome,) = evaluate_entries(
-                MethodSubject(self.method),
-                [entry],
-                datasets={entry.label: self.val_set},
-                batch_size=self.config.data.eval_batch_size,
-                num_workers=self.config.data.num_workers,
-                device=self.device,
-                dist=self.info,
-                autocast_dtype=self.autocast_dtype,
-            )
-            self._val_outcome = outcome  # written by _write_result if this epoch is the best
-            return outcome.metrics, outcome.per_group, outcome.predictions
-        finally:
-            self.method.train()
+        outcome = validate(
+            self.method,
+            self.val_set,
+            self.config,
+            device=self.device,
+            info=self.info,
+            autocast_dtype=self.autocast_dtype,
+        )
+        self._val_outcome = outcome  # written by _write_result if this epoch is the best
+        return outcome.metrics, outcome.per_group, outcome.predictions
 
-    def _write_result(self, metrics: dict, per_group: dict, predictions: Any, epoch: int) -> None:
-        entry = self._val_entry()
-        results = self.out_dir / "results"
-        outcome = getattr(self, "_val_outcome", None) or EntryOutcome(
-            entry, "ok", metrics, per_group, dataset_args=entry.args
-        )
-        write_entry_results(
-            [outcome],
-            results,
-            model=self.config.model.name,
-            method=self.config.method["name"],
-            config=to_dict(self.config),
-            seed=self.config.seed,
-            method_config=self.config.method,
-            by_label=True,
-            extra={
-                "epoch": epoch,
-                "step": self.step,
-                "weights": str(self.out_dir / "best"),
-                **({"prepare": self.prepare_report} if self.prepare_report else {}),
-            },
-        )
-        if self.config.save_predictions:
-            write_predictions_csv(results / f"predictions_{entry.label}.csv", predictions)
+    def _write_result(self, epoch: int) -> None:
+        extra = {"epoch": epoch, "step": self.step, "weights": str(self.out_dir / "best")}
+        if self.prepare_report:
+            extra["prepare"] = self.prepare_report
+        write_validation_result(self.config, self.out_dir, self._val_outcome, extra)
 
     def _save_checkpoint(self) -> None:
+        self._check_weights(f"the weights at step {self.step}")  # never checkpoint NaN weights
+        self.checkpoint_step = self.step
         if not self.info.is_main:
             return
+        assert self.logger is not None
         save_checkpoint(
             self.out_dir / "checkpoints" / "latest.pt",
             {
@@ -386,25 +369,14 @@ class Trainer:
                 "history": self.history,
                 "prepare": self.prepare_report,
                 "config": to_dict(self.config),
+                "metrics_offset": self.logger.offset(),
+                "nonfinite_skipped": self.nonfinite_skipped,
             },
         )
 
-    def _resume(self, resume: str | Path) -> bool:
-        """Load the checkpoint; False when ``"auto"`` finds none (a fresh start)."""
-        path = Path(resume)
-        if str(resume) == "auto":
-            path = self.out_dir / "checkpoints" / "latest.pt"
-            if not path.is_file():
-                log.info("no checkpoint at %s: starting from scratch", path)
-                return False
+    def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
-        saved, current = state["config"], to_dict(self.config)
-        for key in RESUME_FIELDS:
-            if saved.get(key) != current.get(key):
-                raise StarftError(
-                    f"cannot resume from '{path}': its '{key}' config differs from this run's "
-                    f"(saved {saved.get(key)!r})"
-                )
+        check_resumable(state, to_dict(self.config), path)
         self.method.load_training_state(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
@@ -415,8 +387,9 @@ class Trainer:
         self.best_metric = state["best_metric"]
         self.history = list(state["history"])
         self.prepare_report = state.get("prepare")
-        log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
-        return True
+        self.metrics_offset = state.get("metrics_offset")
+        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
+        self.checkpoint_step = self.step
 
     def _barrier(self) -> None:
         if self.info.world_size > 1:

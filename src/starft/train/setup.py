@@ -16,6 +16,7 @@ from starft.errors import StarftError
 from starft.eval.metric_registry import METRICS, selectable_metrics
 from starft.methods import METHODS, Method, Task, create_method
 from starft.models import ClipModel
+from starft.train.nonfinite import ACTIONS as NONFINITE_ACTIONS
 from starft.utils.distributed import DistInfo
 
 
@@ -27,6 +28,19 @@ def check_config(config: TrainConfig, info: DistInfo) -> None:
         raise StarftError(f"optim.epochs must be >= 1, got {config.optim.epochs}")
     if config.data.batch_size < 1:
         raise StarftError(f"data.batch_size must be >= 1, got {config.data.batch_size}")
+    if config.optim.on_nonfinite not in NONFINITE_ACTIONS:
+        raise StarftError(
+            f"optim.on_nonfinite must be one of {NONFINITE_ACTIONS}, got "
+            f"'{config.optim.on_nonfinite}'"
+        )
+    if config.optim.warmup_steps < 0:
+        raise StarftError(f"optim.warmup_steps must be >= 0, got {config.optim.warmup_steps}")
+    if config.checkpoint_every_steps < 0:
+        raise StarftError(
+            f"checkpoint_every_steps must be >= 0, got {config.checkpoint_every_steps}"
+        )
+    if config.log.every_steps < 1:
+        raise StarftError(f"log.every_steps must be >= 1, got {config.log.every_steps}")
     if config.select_by not in selectable_metrics():
         raise StarftError(
             f"select_by must be one of {', '.join(selectable_metrics())}, got '{config.select_by}'"

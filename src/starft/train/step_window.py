@@ -20,10 +20,11 @@ class StepWindow:
         self.skipped = 0
         self.tic = time.perf_counter()
 
-    def add(self, values: dict[str, float]) -> None:
+    def add(self, values: dict[str, float], count: int = 1) -> None:
+        """``values``: sums over ``count`` micro-batches (one optimiser step's worth)."""
         for key, value in values.items():
             self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
+        self.count += count
 
     def means(self) -> dict[str, float]:
         return {key: value / self.count for key, value in self.sums.items()} if self.count else {}

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 _GIT_TIMEOUT_S = 2.0
+# What open() and mkdir() ask for; the umask takes bits away (0644 / 0755 under umask 022).
+FILE_MODE = 0o666
+DIR_MODE = 0o777
+# Temporary names of the atomic helpers here and of model folders being written: ".NAME.XXXX.tmp".
+TEMP_SUFFIX = ".tmp"
 
 
 @functools.cache
@@ -44,13 +49,84 @@ def _atomic_open(path: str | os.PathLike[str], mode: str) -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())
+        os.chmod(tmp_name, FILE_MODE & ~_umask())
         os.replace(tmp_name, target)
     except BaseException:
         # BaseException too: a KeyboardInterrupt mid-write must not leave a stray temp file.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def follow_umask(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the mode an ordinary ``open()``/``mkdir()`` would (mkstemp/mkdtemp: 0600/0700).
+
+    A folder is fixed recursively, so a model folder written under a temporary name ends up
+    readable by the users the umask lets read it (e.g. the rest of a shared cluster).
+    """
+    path = Path(path)
+    if path.is_dir():
+        os.chmod(path, DIR_MODE & ~_umask())
+        for child in path.iterdir():
+            follow_umask(child)
+    else:
+        os.chmod(path, FILE_MODE & ~_umask())
+
+
+def make_temp_dir(target: str | os.PathLike[str]) -> Path:
+    """A new empty folder beside ``target`` (``.NAME.XXXX.tmp``) with the umask's mode."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    os.chmod(tmp, DIR_MODE & ~_umask())
+    return tmp
+
+
+def remove_stale_temp(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the ``.NAME.XXXX.tmp`` files and folders a killed process left in ``folder``.
+
+    Only call this on a folder no other process is writing to (a run folder at the start of a run).
+    """
+    import shutil
+
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Fail with one line unless ``path`` is (or can be created as) a folder this user can write.
+
+    Cheap and without side effects (nothing is created), so commands call it before any work.
+    """
+    from starft.errors import StarftError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StarftError(f"{what} '{path}' is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StarftError(f"{what} '{path}' cannot be created: '{existing}' is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == path:
+            raise StarftError(f"{what} '{path}' is not writable (check its permissions)")
+        raise StarftError(
+            f"{what} '{path}' cannot be created: '{existing}' is not writable (check its "
+            "permissions)"
+        )
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -1,0 +1,210 @@
+"""One epoch of optimiser steps: micro-batches, accumulation, the non-finite check, the update.
+
+:class:`StepLoop` is the part of :class:`starft.train.loop.Trainer` that runs inside an epoch; the
+trainer holds the state it uses (model, method, optimiser, counters) and the run around it.
+
+Loss terms stay on the device until the optimiser step, where one host read takes them together
+with the non-finite flags (``train.nonfinite``): one synchronisation per step, none per
+micro-batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from starft.config import TrainConfig
+from starft.data import collate_samples
+from starft.methods import Method, StepInfo
+from starft.train.console import Console
+from starft.train.logger import RunLogger
+from starft.train.nonfinite import step_flags, total_grad_norm, what_failed
+from starft.train.optim import lr_at, set_lr
+from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
+from starft.train.step_window import StepWindow, to_device
+from starft.utils.distributed import DistInfo
+
+
+class StepLoop:
+    config: TrainConfig
+    info: DistInfo
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    method: Method
+    ddp: nn.Module
+    model: Any
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    console: Console
+    logger: RunLogger | None
+    train_set: Any
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    nonfinite_skipped: int
+    _epoch_loss: list
+
+    # The trainer's: raise one error on every rank; write checkpoints/latest.pt.
+    _stop: Callable[[str], None]
+    _save_checkpoint: Callable[[], None]
+
+    def _loader(self, epoch: int) -> DataLoader:
+        accum = self.config.optim.accum_steps
+        sampler = EpochBatchSampler(
+            len(self.train_set),
+            self.config.data.batch_size,
+            seed=self.config.seed,
+            epoch=epoch,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+            start_batch=self.batch_in_epoch,
+            num_batches=self.steps_per_epoch * accum,
+        )
+        return DataLoader(
+            SeededSamples(self.train_set, self.config.seed),
+            batch_sampler=sampler,
+            collate_fn=collate_samples,
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def _train_epoch(self) -> None:
+        accum = self.config.optim.accum_steps
+        window = StepWindow()
+        cycle: dict[str, Tensor] = {}  # loss terms summed over the micro-batches of one step
+        cycle_count = 0
+        loss_bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        epoch_skipped = 0
+        for batch in self._loader(self.epoch):
+            micro = self.batch_in_epoch % accum
+            self.batch_in_epoch += 1
+            last_micro = micro == accum - 1
+            info = StepInfo(
+                step=self.step,
+                epoch=self.epoch,
+                steps_per_epoch=self.steps_per_epoch,
+                total_steps=self.total_steps,
+                generator=seeded_generator(self.config.seed, self.step, micro),
+                rank=self.info.rank,
+                world_size=self.info.world_size,
+            )
+            if batch is None:  # every image of this micro-batch was unreadable and skipped
+                skipped = self.config.data.batch_size
+            else:
+                skipped = batch.pop("num_skipped", 0)
+                out = self._forward_backward(batch, info, last_micro)
+                for key, value in out.items():
+                    cycle[key] = cycle[key] + value if key in cycle else value
+                cycle_count += 1
+                loss_bad = loss_bad | ~torch.isfinite(out["loss"])
+            window.skipped += skipped
+            epoch_skipped += skipped
+            if last_micro:  # the cycle closes on schedule even if its last micro-batch was empty
+                values = self._optimizer_step(info, loss_bad, cycle)
+                if values is not None and cycle_count:
+                    window.add(values, cycle_count)
+                    self._epoch_loss[0] += values["loss"]
+                    self._epoch_loss[1] += cycle_count
+                self._after_step(window)
+                cycle, cycle_count = {}, 0
+                loss_bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        if epoch_skipped:
+            self.console.warn(f"epoch {self.epoch}: skipped {epoch_skipped} unreadable image(s)")
+
+    def _forward_backward(
+        self, batch: dict[str, Any], info: StepInfo, last_micro: bool
+    ) -> dict[str, Tensor]:
+        """Loss terms of one micro-batch, detached and left on the device (read once per step)."""
+        batch = to_device(batch, self.device)
+        sync = contextlib.nullcontext()
+        if self.info.world_size > 1 and not last_micro:
+            sync = self.ddp.no_sync()  # type: ignore[operator]  # accumulate locally
+        with sync:
+            with self._autocast():
+                out = self.ddp(batch, info)
+            self.scaler.scale(out["loss"] / self.config.optim.accum_steps).backward()
+        return {key: value.detach().float() for key, value in out.items()}
+
+    def _after_step(self, window: StepWindow) -> None:
+        """Progress bar, logging every ``log.every_steps`` and periodic checkpoints."""
+        self.console.update(window.sums["loss"] / window.count if window.count else None)
+        if self.step % self.config.log.every_steps == 0 or self.step == self.total_steps:
+            assert self.logger is not None
+            self.logger.log(
+                self.step,
+                {
+                    **window.means(),
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "epoch": self.epoch,
+                    "logit_scale": self.model.scale().item(),
+                    "skipped_images": window.skipped,
+                    "nonfinite_skipped": self.nonfinite_skipped,
+                    "seconds_per_step": window.seconds_per_step(self.config.optim.accum_steps),
+                },
+            )
+            window.reset()
+        every = self.config.checkpoint_every_steps
+        if every and self.step % every == 0:
+            self._save_checkpoint()
+
+    def _optimizer_step(
+        self, info: StepInfo, loss_bad: Tensor, cycle: dict[str, Tensor]
+    ) -> dict[str, float] | None:
+        """Check the step (one host read), then update; the step's loss sums, or None if skipped."""
+        optim = self.config.optim
+        set_lr(
+            self.optimizer,
+            lr_at(self.step, optim.lr, self.warmup_steps, self.total_steps, optim.schedule),
+        )
+        params = [p for _, p in self.method.trainable_named_parameters()]
+        norm = None
+        if optim.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
+        elif not self.scaler.is_enabled():
+            norm = total_grad_norm(params)
+        if self.scaler.is_enabled():
+            norm = None  # fp16 overflows are routine: GradScaler skips those steps itself
+        keys = list(cycle)
+        flags = step_flags(loss_bad, norm, self.info.world_size)
+        read = torch.cat([flags, *(cycle[k].reshape(1) for k in keys)]).tolist()
+        values = dict(zip(keys, read[2:], strict=True))
+        if read[0] or read[1]:
+            self._on_nonfinite(bool(read[0]), bool(read[1]))  # raises unless skipping
+            if self.scaler.is_enabled() and optim.grad_clip is not None:
+                self.scaler.update()  # unscale_ ran: close the scaler's cycle
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.after_optimizer_step(info)
+        self.step += 1
+        return values
+
+    def _on_nonfinite(self, loss_bad: bool, grad_bad: bool) -> None:
+        what = what_failed(loss_bad, grad_bad)
+        if self.config.optim.on_nonfinite == "skip":
+            self.nonfinite_skipped += 1
+            return
+        self._stop(
+            f"non-finite {what} at step {self.step + 1} of {self.total_steps} "
+            f"(epoch {self.epoch}): training stopped"
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    # -- evaluation, selection, checkpoints ------------------------------------------------------
