@@ -30,7 +30,7 @@ GLOBAL_BATCH = 8
 FEATURE_DIM = 16
 CLIP_SCALE = 5.0  # contrastive multiplier s (a leaf, so its gradient is checked too)
 STAR_SCALE = 10.0  # the teacher's fixed multiplier s0 (a float, as StarFT passes it)
-TIMEOUT_S = 60  # collectives and the whole launch; a hung rendezvous fails instead of hanging
+TIMEOUT_S = 300  # collectives and the whole launch; a hung rendezvous fails instead of hanging
 
 # -- loss-level cases ---------------------------------------------------------------------------
 # Labels are the *global* batch; rank r owns rows [4r, 4r + 4).

@@ -54,16 +54,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from starft.config import load_train_config
-    from starft.train import fit
 
     overrides = [
         f"{field}={getattr(args, flag)}"
         for flag, field in FLAGS.items()
         if getattr(args, flag) is not None
     ]
+    # The config is checked before torch is imported: a typo fails in well under a second.
+    config = load_train_config(args.config, overrides + list(args.overrides))
+    from starft.train import fit
     from starft.train.distributed import shutdown_distributed
 
-    config = load_train_config(args.config, overrides + list(args.overrides))
     try:
         result = fit(config, resume=args.resume, overwrite=args.overwrite)
     except BaseException as err:

@@ -34,6 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from starft.errors import StarftError
+from starft.utils.transform_steps import EQUIVALENT_STEPS
 
 MASK_KEYS = ("mask", "parts")
 BOX_KEYS = ("boxes", "box_labels")
@@ -68,14 +69,15 @@ def _v1_converters() -> dict[type, Callable[[Any], list[Any]]]:
         v1.ColorJitter: lambda t: [v2.ColorJitter(t.brightness, t.contrast, t.saturation, t.hue)],
         v1.Grayscale: lambda t: [v2.Grayscale(t.num_output_channels)],
     }
-    try:  # open_clip's own steps: colour-mode conversion and a PIL-only ToTensor.
-        from open_clip import transform as oc
-
-        table[oc.MaybeConvertMode] = lambda t: [v2.Lambda(t, Image.Image)]
-        table[oc.MaybeToTensor] = to_tensor
-    except (ImportError, AttributeError):
-        pass
+    # Steps of model libraries (open_clip's MaybeToTensor, ...), declared by their backends.
+    for step_type, kind in EQUIVALENT_STEPS.items():
+        table[step_type] = to_tensor if kind == "to_tensor" else _image_only
     return table
+
+
+def _image_only(step: Any) -> list[Any]:
+    """A step acting on the PIL image only (a colour-mode change): masks and boxes pass through."""
+    return [v2.Lambda(step, Image.Image)]
 
 
 def _pil_to_image(image: Image.Image) -> tv_tensors.Image:

@@ -29,6 +29,7 @@ from starft.errors import StarftError
 from starft.models.backends.hub_cache import hub_cache_dir
 from starft.models.backends.open_clip_model import CONFIG_FILE, OpenClipModel
 from starft.registry import Registry
+from starft.utils.transform_steps import declare_step
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -86,8 +87,12 @@ def register_configs() -> None:
     if _registered_configs:
         return
     import open_clip
+    from open_clip import transform as open_clip_transform
 
     open_clip.add_model_config(Path(str(resources.files("starft") / "resources" / "model_configs")))
+    # open_clip's own preprocessing steps, so masks and boxes can follow its transforms.
+    declare_step(open_clip_transform.MaybeConvertMode, "image_only")
+    declare_step(open_clip_transform.MaybeToTensor, "to_tensor")
     _registered_configs = True
 
 
