@@ -20,7 +20,7 @@ cycle.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,17 +88,20 @@ def minority_groups() -> list[int]:
     ]
 
 
-def correlated_table(n: int, correlation: float, rng: np.random.Generator) -> AttributeTable:
+def correlated_table(
+    n: int, correlation: float, rng: np.random.Generator, homes: np.ndarray | None = None
+) -> AttributeTable:
     """Photos whose scene is the shape's home scene with probability ``correlation``.
 
     Otherwise the scene is uniform over the *other* scenes, so ``correlation = 1 / #scenes``
     gives the unbiased world and 1 gives a perfectly confounded one. Shape and colour are uniform.
+    ``homes`` (home scene id per shape id) defaults to :func:`home_scenes`.
     """
     if not 0.0 <= correlation <= 1.0:
         raise StarftError(f"sandbox task: correlation must lie in [0, 1], got {correlation!r}")
     num_scenes = len(vocabulary("scene"))
     shapes = rng.integers(len(vocabulary("shape")), size=n)
-    home = home_scenes()[shapes]
+    home = (home_scenes() if homes is None else homes)[shapes]
     away = (home + 1 + rng.integers(num_scenes - 1, size=n)) % num_scenes
     scenes = np.where(rng.random(n) < correlation, home, away)
     return sample_attributes(n, rng, shape=shapes, scene=scenes, style=_style_id("photo"))
@@ -109,6 +112,7 @@ def _style_id(style: str) -> int:
 
 
 def _dataset(table: AttributeTable, **kwargs: Any) -> SandboxDataset:
+    """The dataset class, imported late (see the module docstring)."""
     from starft.sandbox.datasets import SandboxDataset
 
     return SandboxDataset(table, **kwargs)
@@ -125,6 +129,8 @@ def sandbox_pretrain(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """The uniform world (all attributes independent) with a fresh caption per sample."""
     _check_n(n)
@@ -137,6 +143,8 @@ def sandbox_pretrain(
         templates=templates,
         with_captions=True,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name="sandbox_pretrain",
     )
 
@@ -150,6 +158,8 @@ def sandbox_zeroshot(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """A held-out set balanced over ``attribute``, the other attributes uniform.
 
@@ -169,6 +179,8 @@ def sandbox_zeroshot(
         transform=transform,
         templates=templates,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_zeroshot[{attribute}]",
     )
 
@@ -182,6 +194,8 @@ def _biased(
     transform: Transform | None,
     templates: TemplateSpec | None,
     on_bad_image: str,
+    fields: str | Sequence[str] | None,
+    mask_mode: str,
 ) -> SandboxDataset:
     _check_n(n)
     return _dataset(
@@ -193,6 +207,8 @@ def _biased(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=task,
         minority_groups=minority_groups(),
     )
@@ -207,10 +223,21 @@ def sandbox_train(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Shape classification of photos, scene = the shape's home scene with ``correlation``."""
     return _biased(
-        "sandbox_train", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_train",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -223,10 +250,21 @@ def sandbox_val(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Validation split of :func:`sandbox_train` (same distribution, its own seed)."""
     return _biased(
-        "sandbox_val", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_val",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -239,10 +277,21 @@ def sandbox_id_test(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """In-distribution test split of :func:`sandbox_train` (same distribution, its own seed)."""
     return _biased(
-        "sandbox_id_test", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_id_test",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -254,6 +303,8 @@ def sandbox_groups(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Exactly ``per_group`` photos of every shape x scene group, in random order.
 
@@ -282,6 +333,8 @@ def sandbox_groups(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name="sandbox_groups",
         minority_groups=minority_groups(),
     )
@@ -296,6 +349,8 @@ def sandbox_style(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Shape classification in another style (domain shift), shapes balanced, scenes uniform."""
     styles = tuple(s for s in vocabulary("style") if s != "photo")
@@ -317,6 +372,8 @@ def sandbox_style(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_style[{style}]",
         minority_groups=minority_groups(),
     )
@@ -331,6 +388,8 @@ def sandbox_transfer(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Photos labelled by another attribute (colour or scene), balanced, for zero-shot transfer."""
     seed = _seed_for("sandbox_transfer", attribute, seed, ("colour", "scene"))
@@ -350,6 +409,8 @@ def sandbox_transfer(
         transform=transform,
         templates=templates,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_transfer[{attribute}]",
     )
 
@@ -385,6 +446,13 @@ TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
 
 
 def register_tasks(registry: Registry[Any]) -> None:
-    """Add every sandbox task to a dataset registry (``starft.data.DATASETS``)."""
-    for name, (factory, description) in TASKS.items():
+    """Add every sandbox task to a dataset registry (``starft.data.DATASETS``).
+
+    The superclass and marker tasks live in their own modules, which build on this one's helpers
+    (so they are imported here, not at the top: that would be an import cycle).
+    """
+    from starft.sandbox.marker_tasks import MARKER_TASKS
+    from starft.sandbox.superclass import SUPERCLASS_TASKS
+
+    for name, (factory, description) in {**TASKS, **SUPERCLASS_TASKS, **MARKER_TASKS}.items():
         registry.add(name, factory, description)
