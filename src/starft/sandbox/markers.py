@@ -7,16 +7,16 @@ never coincides with a render stream ``(seed, index)`` or a table stream ``(seed
 base image is drawn first and left untouched outside the glyph's pixels, so a marked image equals
 its unmarked twin wherever there is no marker, and the object's masks are unchanged.
 
-Placement: a box of ``side`` x the cell side at a random offset, in a cell chosen uniformly among
-the cells where that box keeps ``clearance`` x the image side from the object (the object's
-signed distance, replayed, is the test, so the shadow a photo drops is kept clear too).
+Placement: a square box of ``side`` x the image side (whatever the grid), in a cell chosen
+uniformly among the cells with room for it ``clearance`` x the image side away from the object,
+at a uniform position among that cell's clear ones (the object's signed distance, replayed, is the
+test, so the shadow a photo drops is kept clear too).
 Glyph kinds, colours and the grid are data (``resources/sandbox/markers.json``); outlines are code.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,15 +114,18 @@ def marker_kinds() -> list[str]:
 
 
 def check_marker(kind: str, grid: int, size: int) -> int:
-    """The side in pixels of a ``kind`` marker on a ``grid`` x ``grid`` grid of a ``size`` image."""
+    """The side in pixels of a ``kind`` marker (the same for every grid) that must fit a cell of
+    a ``grid`` x ``grid`` grid on a ``size`` image."""
     if kind not in marker_style().colours:
         raise StarftError(f"unknown marker kind '{kind}' (known: {', '.join(marker_kinds())})")
     if not isinstance(grid, int) or grid < 1:
         raise StarftError(f"marker grid must be an integer >= 1, got {grid!r}")
-    side = round(size / grid * marker_style().side)
-    if side < _MIN_SIDE:
+    side = max(_MIN_SIDE, round(size * marker_style().side))
+    cell = size // grid
+    if side > cell:
         raise StarftError(
-            f"marker grid {grid} at {size} px leaves {side} px markers (at least {_MIN_SIDE})"
+            f"a marker grid of {grid} at {size} px has {cell} px cells, smaller than the "
+            f"{side} px marker"
         )
     return side
 
@@ -135,26 +138,34 @@ def marker_stream(seed: int, index: int) -> np.random.Generator:
 def place_marker(
     obj: PlacedObject, kind: str, grid: int, rng: np.random.Generator
 ) -> tuple[int, int, int]:
-    """``(x0, y0, side)`` of a marker box clear of ``obj``; raises when no cell is clear."""
+    """``(x0, y0, side)`` of a marker box clear of ``obj``; raises when no cell has room.
+
+    A cell is chosen uniformly among those with at least one clear position for the box inside
+    it, then the position uniformly among that cell's clear positions.
+    """
     size = obj.d.shape[0]
     side = check_marker(kind, grid, size)
-    edges = [round(size * j / grid) for j in range(grid + 1)]
-    smallest = min(b - a for a, b in itertools.pairwise(edges))
-    offset = rng.integers(0, smallest - side + 1, size=2)
     clear = 0.5 + marker_style().clearance * size  # coverage is 0 where d >= 0.5
-    free = []
+    # fits[y, x]: the box with top-left pixel (x, y) keeps ``clear`` from the object.
+    windows = np.lib.stride_tricks.sliding_window_view(obj.d, (side, side))
+    fits = windows.min(axis=(2, 3)) >= clear
+    edges = [round(size * j / grid) for j in range(grid + 1)]
+    cells = []
     for row in range(grid):
         for col in range(grid):
-            x0, y0 = edges[col] + int(offset[0]), edges[row] + int(offset[1])
-            if obj.d[y0 : y0 + side, x0 : x0 + side].min() >= clear:
-                free.append((x0, y0))
-    if not free:
+            y0, y1 = edges[row], edges[row + 1] - side + 1  # top-left rows keeping it inside
+            x0, x1 = edges[col], edges[col + 1] - side + 1
+            ys, xs = np.nonzero(fits[y0:y1, x0:x1])
+            if len(ys):
+                cells.append((x0 + xs, y0 + ys))
+    if not cells:
         raise StarftError(
-            f"no cell of a {grid}x{grid} marker grid is clear of the object "
+            f"no cell of a {grid}x{grid} marker grid has room clear of the object "
             f"(object radius {obj.radius:.1f} px in a {size} px image): use a finer grid"
         )
-    x0, y0 = free[int(rng.integers(len(free)))]
-    return x0, y0, side
+    xs, ys = cells[int(rng.integers(len(cells)))]
+    pick = int(rng.integers(len(xs)))
+    return int(xs[pick]), int(ys[pick]), side
 
 
 def draw_marker(image: np.ndarray, kind: str, x0: int, y0: int, side: int) -> None:
