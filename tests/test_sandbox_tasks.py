@@ -42,7 +42,7 @@ def test_dataset_labels_groups_and_images() -> None:
     assert "label='scene'" in repr(ds)
     with pytest.raises(StarftError, match="label_attribute must be one of"):
         SandboxDataset(table, label_attribute="size", seed=0)
-    with pytest.raises(StarftError, match="group_by must name distinct attributes"):
+    with pytest.raises(StarftError, match="group_by must name distinct keys"):
         SandboxDataset(table, label_attribute="shape", seed=0, group_by=("shape", "shape"))
 
 
