@@ -192,3 +192,14 @@ def test_dataset_fields_only_when_asked() -> None:
         sandbox_groups(per_group=1, fields="mask,depth")
     with pytest.raises(StarftError, match="mask_mode must be one of soft, binary"):
         sandbox_groups(per_group=1, fields="mask", mask_mode="hard")
+
+
+def test_contact_sheet_command_writes_a_png(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from starft.cli.main import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["sandbox", "sheet", "--out", str(out), "--rows", "3"]) == 0
+    with Image.open(out) as sheet:
+        assert sheet.size[1] > 3 * 128 and sheet.size[0] > 4 * 128
