@@ -27,7 +27,7 @@ from starft.sandbox.contingency import (
 from starft.sandbox.fields import MarkerPlan
 from starft.sandbox.markers import check_marker, marker_style
 from starft.sandbox.resources import read_sandbox_json
-from starft.sandbox.tasks import IMAGE_SIZE, _check_n, _dataset, _rng, _style_id
+from starft.sandbox.task_common import IMAGE_SIZE, build_dataset, check_n, style_id, table_rng
 from starft.sandbox.world import balanced_ids, sample_attributes, vocabulary
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def marker_minority_groups(spurious: int) -> list[int]:
 def _marker_dataset(
     table: Any, plan: MarkerPlan, spurious: int, name: str, seed: int, **kwargs: Any
 ) -> SandboxDataset:
-    return _dataset(
+    return build_dataset(
         table,
         label_attribute="shape",
         seed=seed,
@@ -86,15 +86,15 @@ def sandbox_markers(
     """Shape photos, class sizes n/C ± U(-20, 20), a ``kind`` marker at Cramér's V with class
     ``spurious`` (RaVL's generator); the achieved V is ``dataset.markers.cramers_v``."""
     task = "sandbox_markers"
-    _check_n(n)
+    check_n(n)
     grid = marker_style().grid if grid is None else grid
     check_marker(kind, grid, image_size)
     spurious_id = _spurious_id(spurious, task)
-    rng = _rng(seed)
+    rng = table_rng(seed)
     num_classes = len(vocabulary("shape"))
     counts = class_counts(n, num_classes, rng)
     shapes = np.repeat(np.arange(num_classes), counts)[rng.permutation(int(counts.sum()))]
-    table = sample_attributes(len(shapes), rng, shape=shapes, style=_style_id("photo"))
+    table = sample_attributes(len(shapes), rng, shape=shapes, style=style_id("photo"))
     marker_table = confounded_table(counts, spurious_id, cramers_v, rng)
     present = assign_markers(shapes, marker_table.marked, rng)
     plan = MarkerPlan(kind=kind, grid=grid, present=present, cramers_v=marker_table.cramers_v)
@@ -122,13 +122,13 @@ def sandbox_markers_eval(
     """Shape photos, classes balanced, a ``kind`` marker on half of every class (p = 0.5,
     independent of the class); ``spurious`` only names the minority groups."""
     task = "sandbox_markers_eval"
-    _check_n(n)
+    check_n(n)
     grid = marker_style().grid if grid is None else grid
     check_marker(kind, grid, image_size)
     spurious_id = _spurious_id(spurious, task)
-    rng = _rng(seed)
+    rng = table_rng(seed)
     shapes = balanced_ids(n, len(vocabulary("shape")), rng)
-    table = sample_attributes(n, rng, shape=shapes, style=_style_id("photo"))
+    table = sample_attributes(n, rng, shape=shapes, style=style_id("photo"))
     plan = MarkerPlan(kind=kind, grid=grid, present=balanced_markers(shapes, rng))
     return _marker_dataset(
         table, plan, spurious_id, f"{task}[{kind},grid={grid}]", seed,

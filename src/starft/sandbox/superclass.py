@@ -22,13 +22,13 @@ import numpy as np
 
 from starft.errors import StarftError
 from starft.sandbox.resources import read_sandbox_json
-from starft.sandbox.tasks import (
+from starft.sandbox.task_common import (
     IMAGE_SIZE,
-    _check_n,
-    _dataset,
-    _rng,
-    _style_id,
-    correlated_table,
+    build_dataset,
+    check_n,
+    scene_biased_table,
+    style_id,
+    table_rng,
 )
 from starft.sandbox.world import balanced_ids, sample_attributes, vocabulary
 
@@ -96,7 +96,7 @@ def super_minority_groups() -> list[int]:
 def _super_dataset(table: Any, name: str, seed: int, **kwargs: Any) -> SandboxDataset:
     space = superclass_space()
     templates = kwargs.pop("templates")
-    return _dataset(
+    return build_dataset(
         table,
         label_attribute="shape",
         classnames=space.classnames,
@@ -111,8 +111,8 @@ def _super_dataset(table: Any, name: str, seed: int, **kwargs: Any) -> SandboxDa
 
 
 def _biased(name: str, n: int, correlation: float, seed: int, **kwargs: Any) -> SandboxDataset:
-    _check_n(n)
-    table = correlated_table(n, correlation, _rng(seed), homes=superclass_space().homes)
+    check_n(n)
+    table = scene_biased_table(n, correlation, table_rng(seed), superclass_space().homes)
     return _super_dataset(table, name, seed, **kwargs)
 
 
@@ -187,8 +187,8 @@ def sandbox_super_groups(
     mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Exactly ``per_group`` photos of every class x scene group (shapes uniform in the class)."""
-    _check_n(per_group, "per_group")
-    rng = _rng(seed)
+    check_n(per_group, "per_group")
+    rng = table_rng(seed)
     space = superclass_space()
     num_classes, num_scenes = len(space.classnames), len(vocabulary("scene"))
     cells = np.repeat(np.arange(num_classes * num_scenes), per_group)
@@ -200,7 +200,7 @@ def sandbox_super_groups(
         np.int64,
     )
     table = sample_attributes(
-        len(cells), rng, shape=shapes, scene=cells % num_scenes, style=_style_id("photo")
+        len(cells), rng, shape=shapes, scene=cells % num_scenes, style=style_id("photo")
     )
     return _super_dataset(
         table, "sandbox_super_groups", seed, image_size=image_size, transform=transform,
@@ -225,10 +225,10 @@ def sandbox_super_style(
     if style not in seeds:
         raise StarftError(f"sandbox_super_style: '{style}' is not one of {', '.join(seeds)}")
     seed = seeds[style] if seed is None else seed
-    _check_n(n)
-    rng = _rng(seed)
+    check_n(n)
+    rng = table_rng(seed)
     table = sample_attributes(
-        n, rng, shape=balanced_ids(n, len(vocabulary("shape")), rng), style=_style_id(style)
+        n, rng, shape=balanced_ids(n, len(vocabulary("shape")), rng), style=style_id(style)
     )
     return _super_dataset(
         table, f"sandbox_super_style[{style}]", seed, image_size=image_size,
