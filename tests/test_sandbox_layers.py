@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from starft.data import collate_samples
 from starft.errors import StarftError
 from starft.sandbox import layers
 from starft.sandbox.layers import (
@@ -186,6 +187,8 @@ def test_dataset_fields_only_when_asked() -> None:
     torch.testing.assert_close(sample["parts"].sum(0), sample["mask"])
     assert sample["boxes"].shape == (0, 4) and sample["box_labels"].dtype == torch.int64
     assert np.array_equal(ds.images, sandbox_groups(per_group=1).images)
+    batch = collate_samples([ds[i] for i in range(4)])  # fixed-size fields stack
+    assert batch["mask"].shape == (4, 64, 64) and batch["parts"].shape == (4, max_parts(), 64, 64)
     soft = sandbox_groups(per_group=1, fields=["mask"])[5]["mask"]
     assert ((soft > 0) & (soft < 1)).any()  # anti-aliased edge
     with pytest.raises(StarftError, match="unknown field 'depth'"):
