@@ -72,3 +72,24 @@ def test_superclass_datasets_take_fields(name: str) -> None:
     kwargs = {"n": 4} if name.endswith("train") else {"per_group": 1}
     sample = DATASETS.get(name)(**kwargs, fields="mask,parts")[0]
     assert sample["mask"].shape == (64, 64) and sample["parts"].shape[1:] == (64, 64)
+
+
+def test_recipe_runs_the_superclass_task_on_disjoint_draws() -> None:
+    from starft.demo.recipe import list_recipes, load_recipe
+
+    assert "sandbox_super" in list_recipes()
+    test, validation = load_recipe("sandbox_super"), load_recipe("sandbox_super", validation=True)
+    data = test.train["data"]
+    assert (data["dataset"], data["val_dataset"]) == ("sandbox_super_train", "sandbox_super_val")
+    transfer = {"sandbox_transfer"}  # the other label spaces are the shape demo's sets
+    for recipe in (test, validation):
+        names = {s.dataset for s in recipe.evaluation} - transfer
+        assert all(name.startswith("sandbox_super_") for name in names), names
+
+    def draws(recipe):
+        return {(s.dataset.removesuffix("_val").removesuffix("_id_test"), s.args["seed"])
+                for s in recipe.evaluation}  # fmt: skip
+
+    assert not draws(test) & draws(validation)
+    used = {data["train"]["seed"], data["val"]["seed"]}
+    assert all(s.args["seed"] not in used for s in test.evaluation)
