@@ -410,6 +410,14 @@ def registry_kwargs(image_dir: Path, benchmark_trees) -> dict[str, dict[str, Any
         "sandbox_groups": {"per_group": 1, "image_size": 16},
         "sandbox_style": {"style": "blurry", "n": 4, "image_size": 16},
         "sandbox_transfer": {"attribute": "scene", "n": 4, "image_size": 16},
+        "sandbox_super_train": {"n": 6, "image_size": 16},
+        "sandbox_super_val": {"n": 3, "image_size": 16},
+        "sandbox_super_id_test": {"n": 3, "image_size": 16},
+        "sandbox_super_groups": {"per_group": 1, "image_size": 16},
+        "sandbox_super_style": {"style": "cartoon", "n": 4, "image_size": 16},
+        # RaVL's per-class spread (±20) needs n > 210; 32 px fits a 3 x 3 marker grid.
+        "sandbox_markers": {"n": 220, "image_size": 32, "grid": 3},
+        "sandbox_markers_eval": {"n": 6, "image_size": 32, "grid": 3},
         **benchmark_trees[1],  # the real-benchmark adapters, on fake copies of their layouts
     }
 

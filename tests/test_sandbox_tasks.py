@@ -11,7 +11,7 @@ import torch
 
 from starft.data import DATASETS, ClassificationDataset, collate_samples, create_dataset
 from starft.errors import StarftError
-from starft.sandbox import SandboxDataset, home_scenes, minority_groups, tasks
+from starft.sandbox import SandboxDataset, home_scenes, minority_groups, task_common, tasks
 from starft.sandbox.world import render_table, sample_attributes, vocabulary
 from starft.train.sampling import SeededSamples
 
@@ -42,7 +42,7 @@ def test_dataset_labels_groups_and_images() -> None:
     assert "label='scene'" in repr(ds)
     with pytest.raises(StarftError, match="label_attribute must be one of"):
         SandboxDataset(table, label_attribute="size", seed=0)
-    with pytest.raises(StarftError, match="group_by must name distinct attributes"):
+    with pytest.raises(StarftError, match="group_by must name distinct keys"):
         SandboxDataset(table, label_attribute="shape", seed=0, group_by=("shape", "shape"))
 
 
@@ -176,6 +176,6 @@ def test_default_splits_share_no_image() -> None:
 
 def test_table_stream_differs_from_render_streams() -> None:
     """A task's attribute table is never drawn from an image's render generator."""
-    table_draw = tasks._rng(1).random(4).tolist()
-    for index in (0, 1, tasks._TABLE_STREAM):
+    table_draw = task_common.table_rng(1).random(4).tolist()
+    for index in (0, 1, task_common.TABLE_STREAM):
         assert table_draw != np.random.default_rng((1, index)).random(4).tolist()

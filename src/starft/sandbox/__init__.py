@@ -6,7 +6,11 @@ scene is correlated with the class) to watch robustness drop and recover, as in 
 :mod:`~starft.sandbox.world` draws attribute tables and renders images,
 :mod:`~starft.sandbox.captions` writes pretraining captions, :mod:`~starft.sandbox.datasets`
 wraps both as a dataset and :mod:`~starft.sandbox.tasks` defines the registered tasks
-(``sandbox_*`` in ``starft.data.DATASETS``).
+(``sandbox_*`` in ``starft.data.DATASETS``; the superclass task in
+:mod:`~starft.sandbox.superclass`, RaVL-style marker tasks in :mod:`~starft.sandbox.marker_tasks`).
+:mod:`~starft.sandbox.layers` replays exact object, scene and part masks,
+:mod:`~starft.sandbox.markers` and :mod:`~starft.sandbox.contingency` draw markers at a set
+Cramér's V, and :mod:`~starft.sandbox.fields` names the region fields a sample may carry.
 """
 
 from starft.sandbox.captions import caption

@@ -103,10 +103,23 @@ SHAPES: dict[str, ShapeSdf] = {
 
 
 @functools.cache
-def sdf_table(name: str) -> np.ndarray:
-    """The flattened canonical SDF of shape ``name`` on a _SDF_CELLS² grid (float32)."""
+def canonical_grid() -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre coordinates ``(x, y)`` of the canonical tables, each ``(_SDF_CELLS,)*2``.
+
+    Every per-cell table (the SDF, the part labels of :mod:`starft.sandbox.layers`) is laid out
+    on this grid, so one lookup index (:attr:`PlacedObject.cells`) serves them all.
+    """
     centres = (np.arange(_SDF_CELLS) + 0.5) * (2 * _SDF_EXTENT / _SDF_CELLS) - _SDF_EXTENT
     px, py = np.meshgrid(centres, centres)
+    px.flags.writeable = False
+    py.flags.writeable = False
+    return px, py
+
+
+@functools.cache
+def sdf_table(name: str) -> np.ndarray:
+    """The flattened canonical SDF of shape ``name`` on a _SDF_CELLS² grid (float32)."""
+    px, py = canonical_grid()
     return SHAPES[name](px, py).astype(np.float32).ravel()
 
 
@@ -139,11 +152,16 @@ def pixel_grid(size: int) -> Grid:
 
 @dataclass
 class PlacedObject:
-    """One placed object: its signed distance in pixels and its light-facing gradient."""
+    """One placed object: its signed distance in pixels and its light-facing gradient.
+
+    ``cells`` is the canonical-table cell each pixel looked up: other per-cell tables (part
+    labels) are read through it, so they follow the object's pose without new geometry.
+    """
 
     d: np.ndarray  # (S, S) signed distance in pixels, negative inside
     facing: np.ndarray  # (S, S) in about [-1, 1]: +1 on the side facing the light
     radius: float
+    cells: np.ndarray  # (S, S) flat index into the canonical tables
 
 
 def place_object(name: str, grid: Grid, rng: np.random.Generator) -> PlacedObject:
@@ -168,4 +186,4 @@ def place_object(name: str, grid: Grid, rng: np.random.Generator) -> PlacedObjec
     d = sdf_table(name).take(cells)
     d *= radius
     facing = dx * (math.cos(light) / radius) + dy * (math.sin(light) / radius)
-    return PlacedObject(d=d, facing=facing, radius=radius)
+    return PlacedObject(d=d, facing=facing, radius=radius, cells=cells)

@@ -18,8 +18,8 @@ from starft.sandbox.scenes import Backdrop, mix
 from starft.sandbox.shapes import Grid, PlacedObject
 
 
-def _coverage(d: np.ndarray) -> np.ndarray:
-    """Anti-aliased object coverage in [0, 1] from a pixel signed distance."""
+def coverage(d: np.ndarray) -> np.ndarray:
+    """Anti-aliased object coverage in [0, 1] from a pixel signed distance (the soft mask)."""
     return np.clip(0.5 - d, 0.0, 1.0)
 
 
@@ -41,7 +41,7 @@ def _shaded(bg: np.ndarray, obj: PlacedObject, rgb: np.ndarray, grid: Grid) -> n
     The dark rim and the shadow keep the silhouette visible when the object has the scene's
     colour (white on snow, green on grass).
     """
-    alpha = _coverage(obj.d)
+    alpha = coverage(obj.d)
     k = max(1, round(grid.size / 40))
     shadow = 0.5 * (_shift(alpha, k) + _shift(alpha, k + 1))
     bg = bg * (1.0 - 0.45 * shadow)[..., None]
@@ -84,7 +84,7 @@ def _sketch(
     ink = np.clip((edges - 0.04) * 4.0, 0.0, 0.6)
     paper = 0.96 - ink - 0.2 * (1.0 - lum)
     inside = 0.97 - 0.3 * grid.hatch
-    value = paper + (inside - paper) * _coverage(obj.d)
+    value = paper + (inside - paper) * coverage(obj.d)
     value *= 1.0 - 0.9 * _line(obj.d, max(1.0, grid.size / 40))
     value += 0.02 * rng.standard_normal(value.shape, dtype=np.float32)
     return np.repeat(value[..., None], 3, axis=2)
@@ -103,7 +103,7 @@ def _cartoon(
     palette = scene.palette
     score = (palette * palette).sum(-1) - 2.0 * (scene.image @ palette.T)
     flat = palette[score.argmin(-1)]
-    img = mix(flat, rgb, _coverage(obj.d))
+    img = mix(flat, rgb, coverage(obj.d))
     return mix(img, np.full(3, 0.06, np.float32), _line(obj.d, max(1.5, grid.size / 20)))
 
 

@@ -13,20 +13,28 @@ They mirror the StarFT paper's axes on a world where every nuisance is known:
 
 Every split has its own seed (``resources/sandbox/tasks.json``), so no image is shared between
 splits. Attribute tables are drawn from a stream that never collides with the per-image render
-streams. This module imports the dataset class lazily: ``starft.data`` imports it to register the
-tasks, and the dataset class imports ``starft.data.base``, so a module-level import would be a
-cycle.
+streams (:mod:`starft.sandbox.task_common`, shared with the superclass and marker tasks). Every
+task also takes ``fields`` and ``mask_mode`` (region fields of each sample,
+:mod:`starft.sandbox.fields`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from starft.errors import StarftError
 from starft.sandbox.resources import read_sandbox_json
+from starft.sandbox.task_common import (
+    IMAGE_SIZE,
+    build_dataset,
+    check_n,
+    scene_biased_table,
+    style_id,
+    table_rng,
+)
 from starft.sandbox.world import (
     ATTRIBUTES,
     AttributeTable,
@@ -42,21 +50,7 @@ if TYPE_CHECKING:
     from starft.sandbox.datasets import SandboxDataset
 
 _DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")
-_TABLE_STREAM = 0x7AB1E  # attribute tables use default_rng((seed, _TABLE_STREAM, 1)): 3 words,
-# so they can never coincide with a render stream default_rng((seed, index)).
-IMAGE_SIZE: int = _DEFAULTS["image_size"]
 GROUP_BY = ("shape", "scene")
-
-
-def _rng(seed: int) -> np.random.Generator:
-    if not isinstance(seed, int) or seed < 0:
-        raise StarftError(f"sandbox task seed must be an integer >= 0, got {seed!r}")
-    return np.random.default_rng((seed, _TABLE_STREAM, 1))
-
-
-def _check_n(n: int, what: str = "n") -> None:
-    if not isinstance(n, int) or n < 1:
-        raise StarftError(f"sandbox task: {what} must be an integer >= 1, got {n!r}")
 
 
 def _seed_for(task: str, key: str, seed: int | None, choices: tuple[str, ...]) -> int:
@@ -89,29 +83,9 @@ def minority_groups() -> list[int]:
 
 
 def correlated_table(n: int, correlation: float, rng: np.random.Generator) -> AttributeTable:
-    """Photos whose scene is the shape's home scene with probability ``correlation``.
-
-    Otherwise the scene is uniform over the *other* scenes, so ``correlation = 1 / #scenes``
-    gives the unbiased world and 1 gives a perfectly confounded one. Shape and colour are uniform.
-    """
-    if not 0.0 <= correlation <= 1.0:
-        raise StarftError(f"sandbox task: correlation must lie in [0, 1], got {correlation!r}")
-    num_scenes = len(vocabulary("scene"))
-    shapes = rng.integers(len(vocabulary("shape")), size=n)
-    home = home_scenes()[shapes]
-    away = (home + 1 + rng.integers(num_scenes - 1, size=n)) % num_scenes
-    scenes = np.where(rng.random(n) < correlation, home, away)
-    return sample_attributes(n, rng, shape=shapes, scene=scenes, style=_style_id("photo"))
-
-
-def _style_id(style: str) -> int:
-    return vocabulary("style").index(style)
-
-
-def _dataset(table: AttributeTable, **kwargs: Any) -> SandboxDataset:
-    from starft.sandbox.datasets import SandboxDataset
-
-    return SandboxDataset(table, **kwargs)
+    """Photos whose scene is the shape's home scene (:func:`home_scenes`) with probability
+    ``correlation``, otherwise a uniform other scene (:func:`scene_biased_table`)."""
+    return scene_biased_table(n, correlation, rng, home_scenes())
 
 
 # ----------------------------------------------------------------------------- the tasks
@@ -125,11 +99,13 @@ def sandbox_pretrain(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """The uniform world (all attributes independent) with a fresh caption per sample."""
-    _check_n(n)
-    return _dataset(
-        sample_attributes(n, _rng(seed)),
+    check_n(n)
+    return build_dataset(
+        sample_attributes(n, table_rng(seed)),
         label_attribute="shape",
         seed=seed,
         image_size=image_size,
@@ -137,6 +113,8 @@ def sandbox_pretrain(
         templates=templates,
         with_captions=True,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name="sandbox_pretrain",
     )
 
@@ -150,18 +128,20 @@ def sandbox_zeroshot(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """A held-out set balanced over ``attribute``, the other attributes uniform.
 
     For ``attribute="colour"`` sketches are left out: a sketch has no colour to classify.
     """
     seed = _seed_for("sandbox_zeroshot", attribute, seed, ATTRIBUTES)
-    _check_n(n)
-    rng = _rng(seed)
+    check_n(n)
+    rng = table_rng(seed)
     fixed: dict[str, Any] = {attribute: balanced_ids(n, len(vocabulary(attribute)), rng)}
     if attribute == "colour":
         fixed["style"] = [i for i, s in enumerate(vocabulary("style")) if s != "sketch"]
-    return _dataset(
+    return build_dataset(
         sample_attributes(n, rng, **fixed),
         label_attribute=attribute,
         seed=seed,
@@ -169,6 +149,8 @@ def sandbox_zeroshot(
         transform=transform,
         templates=templates,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_zeroshot[{attribute}]",
     )
 
@@ -182,10 +164,12 @@ def _biased(
     transform: Transform | None,
     templates: TemplateSpec | None,
     on_bad_image: str,
+    fields: str | Sequence[str] | None,
+    mask_mode: str,
 ) -> SandboxDataset:
-    _check_n(n)
-    return _dataset(
-        correlated_table(n, correlation, _rng(seed)),
+    check_n(n)
+    return build_dataset(
+        correlated_table(n, correlation, table_rng(seed)),
         label_attribute="shape",
         seed=seed,
         image_size=image_size,
@@ -193,6 +177,8 @@ def _biased(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=task,
         minority_groups=minority_groups(),
     )
@@ -207,10 +193,21 @@ def sandbox_train(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Shape classification of photos, scene = the shape's home scene with ``correlation``."""
     return _biased(
-        "sandbox_train", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_train",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -223,10 +220,21 @@ def sandbox_val(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Validation split of :func:`sandbox_train` (same distribution, its own seed)."""
     return _biased(
-        "sandbox_val", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_val",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -239,10 +247,21 @@ def sandbox_id_test(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """In-distribution test split of :func:`sandbox_train` (same distribution, its own seed)."""
     return _biased(
-        "sandbox_id_test", n, correlation, seed, image_size, transform, templates, on_bad_image
+        "sandbox_id_test",
+        n,
+        correlation,
+        seed,
+        image_size,
+        transform,
+        templates,
+        on_bad_image,
+        fields,
+        mask_mode,
     )
 
 
@@ -254,6 +273,8 @@ def sandbox_groups(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Exactly ``per_group`` photos of every shape x scene group, in random order.
 
@@ -261,8 +282,8 @@ def sandbox_groups(
     in fine-tuning (``minority_groups``). Use >= 100 per group: with 25, worst-group accuracy was
     0 for every fine-tuned method in the prototype (too coarse to compare methods).
     """
-    _check_n(per_group, "per_group")
-    rng = _rng(seed)
+    check_n(per_group, "per_group")
+    rng = table_rng(seed)
     num_shapes, num_scenes = len(vocabulary("shape")), len(vocabulary("scene"))
     cells = np.repeat(np.arange(num_shapes * num_scenes), per_group)
     cells = cells[rng.permutation(len(cells))]
@@ -271,9 +292,9 @@ def sandbox_groups(
         rng,
         shape=cells // num_scenes,
         scene=cells % num_scenes,
-        style=_style_id("photo"),
+        style=style_id("photo"),
     )
-    return _dataset(
+    return build_dataset(
         table,
         label_attribute="shape",
         seed=seed,
@@ -282,6 +303,8 @@ def sandbox_groups(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name="sandbox_groups",
         minority_groups=minority_groups(),
     )
@@ -296,19 +319,21 @@ def sandbox_style(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Shape classification in another style (domain shift), shapes balanced, scenes uniform."""
     styles = tuple(s for s in vocabulary("style") if s != "photo")
     seed = _seed_for("sandbox_style", style, seed, styles)
-    _check_n(n)
-    rng = _rng(seed)
+    check_n(n)
+    rng = table_rng(seed)
     table = sample_attributes(
         n,
         rng,
         shape=balanced_ids(n, len(vocabulary("shape")), rng),
-        style=_style_id(style),
+        style=style_id(style),
     )
-    return _dataset(
+    return build_dataset(
         table,
         label_attribute="shape",
         seed=seed,
@@ -317,6 +342,8 @@ def sandbox_style(
         templates=templates,
         group_by=GROUP_BY,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_style[{style}]",
         minority_groups=minority_groups(),
     )
@@ -331,18 +358,20 @@ def sandbox_transfer(
     transform: Transform | None = None,
     templates: TemplateSpec | None = None,
     on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
 ) -> SandboxDataset:
     """Photos labelled by another attribute (colour or scene), balanced, for zero-shot transfer."""
     seed = _seed_for("sandbox_transfer", attribute, seed, ("colour", "scene"))
-    _check_n(n)
-    rng = _rng(seed)
+    check_n(n)
+    rng = table_rng(seed)
     table = sample_attributes(
         n,
         rng,
         **{attribute: balanced_ids(n, len(vocabulary(attribute)), rng)},
-        style=_style_id("photo"),
+        style=style_id("photo"),
     )
-    return _dataset(
+    return build_dataset(
         table,
         label_attribute=attribute,
         seed=seed,
@@ -350,6 +379,8 @@ def sandbox_transfer(
         transform=transform,
         templates=templates,
         on_bad_image=on_bad_image,
+        fields=fields,
+        mask_mode=mask_mode,
         name=f"sandbox_transfer[{attribute}]",
     )
 
@@ -385,6 +416,13 @@ TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
 
 
 def register_tasks(registry: Registry[Any]) -> None:
-    """Add every sandbox task to a dataset registry (``starft.data.DATASETS``)."""
-    for name, (factory, description) in TASKS.items():
+    """Add every sandbox task to a dataset registry (``starft.data.DATASETS``).
+
+    The superclass and marker tasks live in their own modules, which build on this one's helpers
+    (so they are imported here, not at the top: that would be an import cycle).
+    """
+    from starft.sandbox.marker_tasks import MARKER_TASKS
+    from starft.sandbox.superclass import SUPERCLASS_TASKS
+
+    for name, (factory, description) in {**TASKS, **SUPERCLASS_TASKS, **MARKER_TASKS}.items():
         registry.add(name, factory, description)

@@ -44,7 +44,7 @@ from starft.sandbox.resources import read_sandbox_json
 from starft.sandbox.scenes import TEXTURES, Backdrop, crop_scene, paint_strip
 from starft.sandbox.shapes import SHAPES, Grid, PlacedObject, place_object
 from starft.sandbox.shapes import pixel_grid as _grid
-from starft.sandbox.styles import SMOOTH_SCENE_STYLES, STYLES, blur, to_uint8
+from starft.sandbox.styles import SMOOTH_SCENE_STYLES, STYLES, blur, coverage, to_uint8
 
 ATTRIBUTES = ("shape", "colour", "scene", "style")
 _WORLD = "world.json"
@@ -298,14 +298,41 @@ def render(attrs: Mapping[str, int], rng: np.random.Generator, size: int = 64) -
     All randomness (placement, scene crop, noise, strokes) comes from ``rng`` in a fixed order,
     so the same attributes and generator state give the same pixels.
     """
+    return _render(attrs, rng, size)[0]
+
+
+def _render(
+    attrs: Mapping[str, int], rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, PlacedObject]:
+    """The image and the object drawn in it (what :func:`replay_object` must reproduce)."""
     _check_size(size)
     shape, colour, scene, style = _ids(attrs)
     style_name = _world()["style"][style]
     style_fn = STYLES[style_name]
     grid = _grid(size)
+    # The object is placed FIRST from the image's generator: replay_object relies on it, so
+    # any new draw must come after this line or every mask stops matching its image.
     obj = _place_object(shape, grid, rng)
     backdrop = _scene_crop(scene, size, rng, smooth=style_name in SMOOTH_SCENE_STYLES)
-    return to_uint8(style_fn(backdrop, obj, _colour_rgb()[colour], rng, grid))
+    return to_uint8(style_fn(backdrop, obj, _colour_rgb()[colour], rng, grid)), obj
+
+
+def replay_object(
+    attrs: Mapping[str, int], rng: np.random.Generator, size: int = 64
+) -> PlacedObject:
+    """The object :func:`render` draws for ``attrs`` and a generator in the same state.
+
+    Placement is the first use of the image's generator, so replaying it costs one lookup and
+    no scene or style work: masks and parts come from here, never from the pixels.
+    """
+    _check_size(size)
+    shape = _ids(attrs)[0]
+    return _place_object(shape, _grid(size), rng)
+
+
+def row_stream(seed: int, index: int) -> np.random.Generator:
+    """The generator of row ``index`` of a table rendered with ``seed`` (see render_table)."""
+    return np.random.default_rng((seed, index))
 
 
 def render_table(
@@ -314,6 +341,7 @@ def render_table(
     size: int = 64,
     start: int = 0,
     out: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
 ) -> np.ndarray:
     """Images of every row (uint8, N x size x size x 3); row ``i`` uses ``default_rng((seed,
     start + i))``.
@@ -321,7 +349,8 @@ def render_table(
     Seeding per row, not per call, makes any slice render identically to the same rows of the
     whole table, which is what lets datasets render in chunks and tests compare splits by image
     hash. ``out`` (an existing uint8 array of the right shape) avoids a copy when filling a
-    larger buffer chunk by chunk.
+    larger buffer chunk by chunk. ``masks`` (float32 N x size x size), when given, receives the
+    anti-aliased coverage of the object each image actually drew.
     """
     _check_size(size)
     if seed < 0 or start < 0:
@@ -331,7 +360,13 @@ def render_table(
         out = np.empty(shape, np.uint8)
     elif out.shape != shape or out.dtype != np.uint8:
         raise StarftError(f"render_table: out must be uint8 {shape}, got {out.dtype} {out.shape}")
+    if masks is not None and (masks.shape != shape[:3] or masks.dtype != np.float32):
+        raise StarftError(
+            f"render_table: masks must be float32 {shape[:3]}, got {masks.dtype} {masks.shape}"
+        )
     for i in range(len(table)):
         row = {attribute: int(getattr(table, attribute)[i]) for attribute in ATTRIBUTES}
-        out[i] = render(row, np.random.default_rng((seed, start + i)), size)
+        out[i], obj = _render(row, row_stream(seed, start + i), size)
+        if masks is not None:
+            masks[i] = coverage(obj.d)
     return out

@@ -1,0 +1,149 @@
+"""The marker tasks: shape photos where a marker goes with one class at a set Cramér's V.
+
+RaVL's synthetic settings, on the sandbox: ``sandbox_markers`` is a training set whose class x
+marker table has a target Cramér's V (:mod:`starft.sandbox.contingency`; the achieved V is on
+``dataset.markers.cramers_v``), ``sandbox_markers_eval`` an evaluation set with the marker on half
+of every class (independent of the class). Scenes, colours are uniform and every image is a photo,
+so the marker is the only spurious feature. Groups are shape x marker (``"star|plus"``,
+``"star|none"``); the minority groups are those that break the correlation (the spurious class
+without the marker, the other classes with it). Every sample can carry the marker's box
+(``fields="boxes"``) next to the object masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from starft.errors import StarftError
+from starft.sandbox.contingency import (
+    assign_markers,
+    balanced_markers,
+    class_counts,
+    confounded_table,
+)
+from starft.sandbox.fields import MarkerPlan
+from starft.sandbox.markers import check_marker, marker_style
+from starft.sandbox.resources import read_sandbox_json
+from starft.sandbox.task_common import IMAGE_SIZE, build_dataset, check_n, style_id, table_rng
+from starft.sandbox.world import balanced_ids, sample_attributes, vocabulary
+
+if TYPE_CHECKING:
+    from starft.data.base import Transform
+    from starft.data.templates import TemplateSpec
+    from starft.sandbox.datasets import SandboxDataset
+
+_DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")["markers"]
+GROUP_BY = ("shape", "marker")
+
+
+def _spurious_id(spurious: str, task: str) -> int:
+    shapes = vocabulary("shape")
+    if spurious not in shapes:
+        raise StarftError(
+            f"{task}: spurious class '{spurious}' is not a shape ({', '.join(shapes)})"
+        )
+    return shapes.index(spurious)
+
+
+def marker_minority_groups(spurious: int) -> list[int]:
+    """Shape x marker groups that break the correlation (group id = shape * 2 + marked)."""
+    return [shape * 2 + int(shape != spurious) for shape in range(len(vocabulary("shape")))]
+
+
+def _marker_dataset(
+    table: Any, plan: MarkerPlan, spurious: int, name: str, seed: int, **kwargs: Any
+) -> SandboxDataset:
+    return build_dataset(
+        table,
+        label_attribute="shape",
+        seed=seed,
+        group_by=GROUP_BY,
+        markers=plan,
+        minority_groups=marker_minority_groups(spurious),
+        name=name,
+        **kwargs,
+    )
+
+
+def sandbox_markers(
+    *,
+    n: int = _DEFAULTS["n"],
+    spurious: str = _DEFAULTS["spurious"],
+    cramers_v: float = _DEFAULTS["cramers_v"],
+    kind: str = _DEFAULTS["kind"],
+    grid: int | None = None,
+    seed: int = _DEFAULTS["seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
+) -> SandboxDataset:
+    """Shape photos, class sizes n/C ± U(-20, 20), a ``kind`` marker at Cramér's V with class
+    ``spurious`` (RaVL's generator); the achieved V is ``dataset.markers.cramers_v``."""
+    task = "sandbox_markers"
+    check_n(n)
+    grid = marker_style().grid if grid is None else grid
+    check_marker(kind, grid, image_size)
+    spurious_id = _spurious_id(spurious, task)
+    rng = table_rng(seed)
+    num_classes = len(vocabulary("shape"))
+    counts = class_counts(n, num_classes, rng)
+    shapes = np.repeat(np.arange(num_classes), counts)[rng.permutation(int(counts.sum()))]
+    table = sample_attributes(len(shapes), rng, shape=shapes, style=style_id("photo"))
+    marker_table = confounded_table(counts, spurious_id, cramers_v, rng)
+    present = assign_markers(shapes, marker_table.marked, rng)
+    plan = MarkerPlan(kind=kind, grid=grid, present=present, cramers_v=marker_table.cramers_v)
+    return _marker_dataset(
+        table, plan, spurious_id, f"{task}[{spurious},V={cramers_v},{kind},grid={grid}]", seed,
+        image_size=image_size, transform=transform, templates=templates,
+        on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
+    )  # fmt: skip
+
+
+def sandbox_markers_eval(
+    *,
+    n: int = _DEFAULTS["eval_n"],
+    spurious: str = _DEFAULTS["spurious"],
+    kind: str = _DEFAULTS["kind"],
+    grid: int | None = None,
+    seed: int = _DEFAULTS["eval_seed"],
+    image_size: int = IMAGE_SIZE,
+    transform: Transform | None = None,
+    templates: TemplateSpec | None = None,
+    on_bad_image: str = "error",
+    fields: str | Sequence[str] | None = None,
+    mask_mode: str = "soft",
+) -> SandboxDataset:
+    """Shape photos, classes balanced, a ``kind`` marker on half of every class (p = 0.5,
+    independent of the class); ``spurious`` only names the minority groups."""
+    task = "sandbox_markers_eval"
+    check_n(n)
+    grid = marker_style().grid if grid is None else grid
+    check_marker(kind, grid, image_size)
+    spurious_id = _spurious_id(spurious, task)
+    rng = table_rng(seed)
+    shapes = balanced_ids(n, len(vocabulary("shape")), rng)
+    table = sample_attributes(n, rng, shape=shapes, style=style_id("photo"))
+    plan = MarkerPlan(kind=kind, grid=grid, present=balanced_markers(shapes, rng))
+    return _marker_dataset(
+        table, plan, spurious_id, f"{task}[{kind},grid={grid}]", seed,
+        image_size=image_size, transform=transform, templates=templates,
+        on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
+    )  # fmt: skip
+
+
+MARKER_TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
+    "sandbox_markers": (
+        sandbox_markers,
+        "sandbox world: shape photos with a marker at a set Cramér's V with one class (RaVL)",
+    ),
+    "sandbox_markers_eval": (
+        sandbox_markers_eval,
+        "sandbox world: shape photos with a marker on half of every class (RaVL evaluation)",
+    ),
+}
