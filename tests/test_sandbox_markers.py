@@ -115,3 +115,25 @@ def test_marker_arguments_are_checked() -> None:
     assert ev.minority_groups is not None and len(ev.minority_groups) == 10
     boxes = [ev[i]["boxes"] for i in range(len(ev))]
     assert sum(len(b) for b in boxes) == 50 and all(b.dtype == torch.float32 for b in boxes)
+
+
+def test_fields_follow_the_image_through_the_transform():
+    """Masks and marker boxes go through the dataset's transform with the image (one v2 call)."""
+    from torchvision.transforms import v2
+
+    native = DATASETS.get("sandbox_markers")(n=300, cramers_v=0.9, kind="plus", fields="mask,boxes")
+    flipped = DATASETS.get("sandbox_markers")(
+        n=300,
+        cramers_v=0.9,
+        kind="plus",
+        fields="mask,boxes",
+        transform=v2.Compose([v2.PILToTensor(), v2.RandomHorizontalFlip(p=1.0)]),
+    )
+    assert {"mask", "boxes", "box_labels"} <= flipped.sample_keys
+    with_box = next(i for i in range(300) if len(native[i]["boxes"]))
+    a, b = native[with_box], flipped[with_box]
+    width = a["mask"].shape[-1]
+    assert torch.equal(b["mask"], a["mask"].flip(-1))
+    x1, y1, x2, y2 = a["boxes"][0].tolist()
+    assert b["boxes"][0].tolist() == [width - x2, y1, width - x1, y2]
+    assert b["box_labels"].tolist() == a["box_labels"].tolist()

@@ -4,6 +4,7 @@ A sample may carry region fields besides its image (the sample-field convention 
 keeps):
 
 * ``mask``: float32 ``[H, W]`` in [0, 1] (binary or soft), the object/foreground mask;
+  ``scene_mask`` the same for the background (the sandbox's scene);
 * ``parts``: float32 ``[P, H, W]`` named part masks and ``part_weights`` float32 ``[P]`` (a dataset
   padding parts to a fixed ``P`` gives the padding weight 0 and lists its ``part_names``);
 * ``boxes``: float32 ``[K, 4]`` xyxy in pixels and ``box_labels`` int64 ``[K]``; ``K`` varies per
@@ -36,9 +37,9 @@ from torchvision.transforms import v2
 from starft.errors import StarftError
 from starft.utils.transform_steps import EQUIVALENT_STEPS
 
-MASK_KEYS = ("mask", "parts")
+MASK_KEYS = ("mask", "scene_mask", "parts")
 BOX_KEYS = ("boxes", "box_labels")
-REGION_KEYS = ("mask", "parts", "part_weights", "boxes", "box_labels")
+REGION_KEYS = ("mask", "scene_mask", "parts", "part_weights", "boxes", "box_labels")
 #: Batch fields whose length differs per sample: the collate keeps them as lists of tensors.
 LIST_KEYS = ("boxes", "box_labels")
 
@@ -125,7 +126,7 @@ def check_regions(regions: dict[str, Any], size: tuple[int, int], where: str) ->
         raise StarftError(
             f"{where}: unknown region field '{unknown[0]}' ({', '.join(REGION_KEYS)})"
         )
-    for key, ndim in (("mask", 2), ("parts", 3)):
+    for key, ndim in (("mask", 2), ("scene_mask", 2), ("parts", 3)):
         value = regions.get(key)
         if value is None:
             continue

@@ -144,6 +144,8 @@ class SandboxDataset(ClassificationDataset):
         if len(table) == 0:
             raise StarftError(f"{name}: the attribute table is empty")
         self.fields = parse_fields(fields, name)
+        # Batch keys of the fields: parts come with their weights, boxes with their labels.
+        self.region_keys = tuple(key for field in sorted(self.fields) for key in FIELD_KEYS[field])
         self.mask_mode = check_mask_mode(mask_mode, name)
         if markers is not None:
             markers.check(len(table), image_size, name)
@@ -271,16 +273,16 @@ class SandboxDataset(ClassificationDataset):
             out["box_labels"] = torch.tensor(label, dtype=torch.int64)
         return out
 
+    def read_regions(self, index: int, image: Any) -> dict[str, Any]:
+        """The requested fields at native resolution; the base class moves them with the image
+        through the transform (one torchvision v2 call, so a random crop crops both)."""
+        return self.region_fields(index)
+
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         """The sample dict; with captions, a caption drawn from the (seeded) global torch RNG."""
         sample = super().__getitem__(index)
         if sample is None:
             return None
-        if self.fields:
-            # The image went through ``transform`` alone; the fields stay at native resolution.
-            # This is the one place a joint image+field transform (torchvision.transforms.v2
-            # with tv_tensors Mask / BoundingBoxes) replaces that, keeping both aligned.
-            sample.update(self.region_fields(sample["index"]))
         if self.with_captions:
             rng = np.random.default_rng(int(torch.randint(2**62, (1,)).item()))
             sample["caption"] = caption(self.table[sample["index"]], rng)
