@@ -160,8 +160,8 @@ def compute_discovery_inputs(
             )
     if spec == "boxes" and "boxes" not in getattr(dataset, "region_keys", ("boxes",)):
         raise StarftError(
-            f"discovery inputs: regions=boxes needs samples with a 'boxes' field, and "
-            f"{dataset!r} has none (use grid:K regions)"
+            f"discovery inputs: {dataset!r} has no 'boxes' field in its samples (regions=boxes "
+            "needs one; use grid:K regions)"
         )
     if method not in REGION_METHODS:
         raise StarftError(
