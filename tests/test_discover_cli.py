@@ -111,6 +111,8 @@ def test_nothing_found_is_reported_plainly(tmp_path, capsys):
     ("extra", "message"),
     [
         (["--regions", "grid:0"], "regions must be grid:K"),
+        (["--region-method", "roi"], "--region-method must be one of auto, crop, fast"),
+        (["--scoring", "clip"], "--scoring must be one of model, ravl"),
         (["--k-range", "1:3"], "need 2 <= A <= B"),
         (["--export-pool", "pool.txt"], "must end in .json"),
         (["--regions", "boxes"], "no 'boxes' field"),

@@ -38,14 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     what.add_argument(
         "--region-method",
         default="crop",
-        choices=("crop", "fast", "auto"),
-        help="crop: crop-and-encode (the reference); fast: the backbone's one-pass path",
+        help="crop: crop-and-encode (the reference); fast: the backbone's one-pass path; auto: "
+        "fast where the model has one",
     )
     what.add_argument(
         "--scoring",
         default="model",
-        choices=("model", "ravl"),
-        help="zero-shot scale: the model's own, or RaVL's fixed 1/0.07",
+        help="zero-shot scale: model (the model's own) or ravl (RaVL's fixed 1/0.07)",
     )
     what.add_argument("--k-range", help="A:B tries K = A..B (default 2C..5C-1, C classes)")
     what.add_argument("--seed", type=int, default=0, help="k-medoids++ seed (0 = the release)")
@@ -90,9 +89,17 @@ def _check_args(args: argparse.Namespace) -> None:
     """Cheap checks before the model loads."""
     from starft.discovery.inputs import parse_regions
     from starft.discovery.vocabulary import check_word_template
+    from starft.discovery.zeroshot import SCORINGS
     from starft.errors import StarftError
+    from starft.models.protocol import REGION_METHODS
 
     parse_regions(args.regions)
+    for name, value, known in (
+        ("--region-method", args.region_method, REGION_METHODS),
+        ("--scoring", args.scoring, SCORINGS),
+    ):
+        if value not in known:
+            raise StarftError(f"{name} must be one of {', '.join(known)}, got '{value}'")
     parse_k_range(args.k_range)
     check_word_template(args.word_template)
     for name, value in (
