@@ -173,6 +173,8 @@ def test_wrapper_errors_name_the_problem(tiny):
     model, dataset = tiny
     with pytest.raises(StarftError, match="no 'boxes' field"):
         compute_discovery_inputs(model, dataset, regions="boxes")
+    with pytest.raises(StarftError, match="one per image"):
+        compute_discovery_inputs(model, dataset, regions=torch.zeros(12, 4))
     with pytest.raises(StarftError, match="boxes for 2 images but 12"):
         compute_discovery_inputs(model, dataset, regions=[torch.zeros(0, 4)] * 2)
     with pytest.raises(StarftError, match="box 0 of image 0"):

@@ -153,16 +153,16 @@ def compute_discovery_inputs(
         given = None
         region_name = "boxes" if spec == "boxes" else f"grid:{spec}"
     else:
+        if isinstance(regions, Tensor):
+            raise StarftError(
+                "discovery inputs: give regions as a list of [K_i, 4] tensors, one per image "
+                f"(got one tensor of shape {tuple(regions.shape)})"
+            )
         spec, given, region_name = None, list(regions), "given"
         if len(given) != len(chosen):
             raise StarftError(
                 f"discovery inputs: boxes for {len(given)} images but {len(chosen)} selected"
             )
-    if spec == "boxes" and "boxes" not in getattr(dataset, "region_keys", ("boxes",)):
-        raise StarftError(
-            f"discovery inputs: {dataset!r} has no 'boxes' field in its samples (regions=boxes "
-            "needs one; use grid:K regions)"
-        )
     if method not in REGION_METHODS:
         raise StarftError(
             f"region method must be one of {', '.join(REGION_METHODS)}, got '{method}'"
