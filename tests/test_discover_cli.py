@@ -28,6 +28,8 @@ DISCOVER = [
     "4:8",
     "--vocabulary",
     "sandbox_world",
+    "--naming-score",
+    "contrast",
 ]
 
 
@@ -50,6 +52,9 @@ def test_discover_writes_report_json_png_and_pool(discovered, capsys):
     first = document["clusters"][0]
     assert first["rank"] == 1 and len(first["top_regions"]) == min(10, first["size"])
     assert len(first["names"]) == 5
+    # the cluster is grass background (look at cluster_1.png); contrast naming says so
+    assert first["names"][0]["descriptor"] == "{} in a grass scene."
+    assert document["config"]["naming_score"] == "contrast"
     # shape phrases name the classes of sandbox_train: excluded from the vocabulary
     assert not any("next to the" in n["descriptor"] for n in first["names"])
     assert len(document["config"]["vocabulary_dropped"]) == 10

@@ -78,6 +78,23 @@ def test_naming_ranks_a_planted_descriptor_first():
         name_clusters(embeddings, [[0]], text, descriptors[:3])
 
 
+def test_contrast_naming_names_what_sets_a_cluster_apart():
+    torch.manual_seed(1)
+    text = F.normalize(torch.randn(10, 32), dim=-1)
+    descriptors = [f"{{}} with thing {i}." for i in range(10)]
+    shared = 2.0 * text[0]  # every region has it (say, blur)
+    cluster = F.normalize(shared + text[5] + 0.1 * torch.randn(6, 32), dim=-1)
+    rest = F.normalize(shared + 0.5 * torch.randn(20, 32), dim=-1)
+    embeddings = torch.cat([cluster, rest])
+    members = [list(range(6))]
+    plain = name_clusters(embeddings, members, text, descriptors, top=2)
+    contrast = name_clusters(embeddings, members, text, descriptors, top=2, score="contrast")
+    assert plain[0][0].descriptor == descriptors[0]
+    assert contrast[0][0].descriptor == descriptors[5]
+    with pytest.raises(StarftError, match="naming score"):
+        name_clusters(embeddings, members, text, descriptors, score="dot")
+
+
 def test_naming_with_the_sandbox_text_tower():
     """Regions that look like a caption's text embedding are named by that caption's descriptor."""
     model = create_model("sandbox-clip")

@@ -62,6 +62,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     names.add_argument("--subject", default="a photo", help="caption put into each descriptor")
     names.add_argument("--top-descriptors", type=int, default=5, help="names kept per cluster")
+    names.add_argument(
+        "--naming-score",
+        default="cosine",
+        help="cosine (to the cluster's mean region) or contrast (minus the cosine to the mean of "
+        "all regions: names what sets the cluster apart)",
+    )
     names.add_argument("--export-pool", metavar="FILE", help="write the names as a StarFT pool")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
@@ -88,6 +94,7 @@ def parse_k_range(text: str | None) -> list[int] | None:
 def _check_args(args: argparse.Namespace) -> None:
     """Cheap checks before the model loads."""
     from starft.discovery.inputs import parse_regions
+    from starft.discovery.naming import NAMING_SCORES
     from starft.discovery.vocabulary import check_word_template
     from starft.discovery.zeroshot import SCORINGS
     from starft.errors import StarftError
@@ -97,6 +104,7 @@ def _check_args(args: argparse.Namespace) -> None:
     for name, value, known in (
         ("--region-method", args.region_method, REGION_METHODS),
         ("--scoring", args.scoring, SCORINGS),
+        ("--naming-score", args.naming_score, NAMING_SCORES),
     ):
         if value not in known:
             raise StarftError(f"{name} must be one of {', '.join(known)}, got '{value}'")
@@ -169,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         "word_template": args.word_template,
         "subject": args.subject,
         "top_descriptors": args.top_descriptors,
+        "naming_score": args.naming_score,
         "pool": None,
     }
     if args.export_pool and result.found:
@@ -203,6 +212,7 @@ def _names(
         text,
         vocabulary.descriptors,
         top=args.top_descriptors,
+        score=args.naming_score,
     )
 
 
@@ -226,6 +236,7 @@ def _export_pool(
         "dataset_args": config["dataset_args"],
         "vocabulary": config["vocabulary"],
         "subject": config["subject"],
+        "naming_score": config["naming_score"],
         "clusters": [
             {
                 "concept": concept,

@@ -5,6 +5,10 @@ region embedding (mean of the normalised region embeddings, renormalised) and ea
 text embedding. A descriptor is embedded as the caption ``descriptor.format(subject)`` (default
 subject ``"a photo"``: ``"{} in a water scene."`` -> ``"a photo in a water scene."``) through the
 model's own text tower, so names live in the same space as the regions.
+
+``contrast`` scoring subtracts each descriptor's cosine to the mean of *all* regions, so what every
+region shares (a low resolution, a style) does not name every cluster: a cluster is named by what
+sets it apart.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from starft.utils.io import atomic_write_json
 
 DEFAULT_SUBJECT = "a photo"
 DEFAULT_TOP = 5
+#: ``cosine``: cos(cluster mean, descriptor); ``contrast``: minus cos(mean of all regions, it)
+NAMING_SCORES = ("cosine", "contrast")
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,15 @@ def name_clusters(
     descriptors: Sequence[str],
     *,
     top: int = DEFAULT_TOP,
+    score: str = "cosine",
 ) -> list[list[DescriptorScore]]:
     """The ``top`` descriptors of every cluster (lists of region indices), best first.
 
-    Equal scores keep vocabulary order.
+    ``score``: ``cosine`` (to the cluster's mean region embedding) or ``contrast`` (that minus
+    the cosine to the mean of every region). Equal scores keep vocabulary order.
     """
+    if score not in NAMING_SCORES:
+        raise StarftError(f"naming score must be one of {', '.join(NAMING_SCORES)}, got '{score}'")
     text = F.normalize(torch.as_tensor(text_embeddings).float(), dim=-1)
     if text.ndim != 2 or text.shape[0] != len(descriptors):
         raise StarftError(
@@ -91,9 +101,13 @@ def name_clusters(
         )
     if top < 1:
         raise StarftError(f"naming: top must be >= 1, got {top}")
+    baseline = torch.zeros(text.shape[0])
+    if score == "contrast":
+        everything = range(region_embeddings.shape[0])
+        baseline = text @ cluster_embedding(region_embeddings, everything)
     names = []
     for regions in clusters:
-        scores = text @ cluster_embedding(region_embeddings, regions)
+        scores = text @ cluster_embedding(region_embeddings, regions) - baseline
         order = torch.sort(-scores, stable=True).indices[:top]
         names.append([DescriptorScore(descriptors[i], float(scores[i])) for i in order.tolist()])
     return names
