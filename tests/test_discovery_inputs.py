@@ -177,9 +177,9 @@ def test_wrapper_errors_name_the_problem(tiny):
         compute_discovery_inputs(model, dataset, regions=torch.zeros(12, 4))
     with pytest.raises(StarftError, match="boxes for 2 images but 12"):
         compute_discovery_inputs(model, dataset, regions=[torch.zeros(0, 4)] * 2)
-    with pytest.raises(StarftError, match="box 0 of image 0"):
+    with pytest.raises(StarftError, match=r"sample 4: box 0 \[0.0, 0.0, 99.0, 9.0\] is not"):
         compute_discovery_inputs(
-            model, dataset, regions=[torch.tensor([[0.0, 0.0, 99.0, 9.0]])], indices=[0]
+            model, dataset, regions=[torch.tensor([[0.0, 0.0, 99.0, 9.0]])], indices=[4]
         )
     raw = create_dataset("synthetic", num_classes=2, num_samples=3, image_size=48, seed=1)
     pil = compute_discovery_inputs(model, raw, regions="grid:1", indices=[0])  # preprocessed here

@@ -24,6 +24,7 @@ from starft.discovery.zeroshot import zero_shot_probs
 from starft.errors import StarftError
 from starft.models import ClipModel, build_zeroshot_head
 from starft.models.protocol import REGION_METHODS
+from starft.models.regions import check_boxes
 
 if TYPE_CHECKING:
     from starft.data.base import ClassificationDataset
@@ -199,6 +200,7 @@ def compute_discovery_inputs(
                 else:
                     boxes.append(grid if given is None else torch.as_tensor(given[pos]).float())
                 images.append(model_view(model, sample["image"], where))
+                _check_image_boxes(images[-1], boxes[-1], where)
                 kept.append(chosen[pos])
             if not images:
                 continue
@@ -238,6 +240,16 @@ def compute_discovery_inputs(
         regions=region_name,
         method=method,
     )
+
+
+def _check_image_boxes(image: Tensor, boxes: Tensor, where: str) -> None:
+    """The model protocol's box check, naming the dataset sample instead of a batch position."""
+    try:
+        check_boxes(image[None], [boxes])
+    except StarftError as error:
+        raise StarftError(
+            f"discovery inputs: {where}: {error}".replace(" of image 0", "")
+        ) from None
 
 
 def _sample_boxes(sample: dict[str, Any], where: str) -> Tensor:
