@@ -14,6 +14,7 @@ from starft.cli import (
     bench,
     concepts,
     demo,
+    discover,
     evaluate,
     ls,
     pools,
@@ -24,7 +25,20 @@ from starft.cli import (
 )
 from starft.errors import StarftError
 
-COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate, report, pools, concepts)
+COMMANDS = (
+    train,
+    evaluate,
+    wise_ft,
+    ls,
+    bench,
+    sandbox,
+    demo,
+    ablate,
+    report,
+    pools,
+    concepts,
+    discover,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,11 +16,13 @@ from starft.discovery.discover import (
 from starft.discovery.inputs import (
     DiscoveryInputs,
     compute_discovery_inputs,
-    crop_and_encode,
     discover_from_inputs,
+    encode_regions,
+    grid_pixel_boxes,
+    parse_regions,
 )
 from starft.discovery.kmedoids import KMedoidsFit, cosine_distances, kmedoids_alternate
-from starft.discovery.regions import crop_image, crop_tensor, grid_boxes
+from starft.discovery.regions import grid_boxes, pixel_bounds
 from starft.discovery.scores import (
     INFLUENCE_THRESHOLD,
     ClassGap,
@@ -47,15 +49,16 @@ __all__ = [
     "cluster_performance_gap",
     "compute_discovery_inputs",
     "cosine_distances",
-    "crop_and_encode",
-    "crop_image",
-    "crop_tensor",
     "default_k_range",
     "discover",
     "discover_from_inputs",
+    "encode_regions",
     "grid_boxes",
+    "grid_pixel_boxes",
     "is_candidate",
     "kmedoids_alternate",
+    "parse_regions",
+    "pixel_bounds",
     "select_clustering",
     "silhouette_samples_precomputed",
     "silhouette_score_precomputed",
