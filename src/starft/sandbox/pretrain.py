@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from starft.config import load_train_config
-from starft.data import create_dataset
 from starft.errors import StarftError
-from starft.eval import evaluate_model
+from starft.eval.harness import ModelSubject, evaluate_entries
+from starft.eval.suites import SuiteEntry
 from starft.models import ClipModel, create_model
 from starft.utils.io import atomic_write_json
 
@@ -40,14 +40,18 @@ def zeroshot_accuracy(
     model: ClipModel, n: int = 1000, seed: int = ZEROSHOT_SEED, device: str = "cpu"
 ) -> dict[str, float]:
     """Zero-shot top-1 of each world attribute on a balanced held-out set of ``n`` images."""
-    accuracies = {}
-    for attribute in ATTRIBUTES:
-        dataset = create_dataset(
-            "sandbox_zeroshot", attribute=attribute, n=n, seed=seed, transform=model.preprocess_val
+    entries = [
+        SuiteEntry(
+            dataset="sandbox_zeroshot",
+            label=attribute,
+            args={"attribute": attribute, "n": n, "seed": seed},
         )
-        metrics, _, _ = evaluate_model(model, dataset, batch_size=500, device=device)
-        accuracies[attribute] = metrics["top1"]
-    return accuracies
+        for attribute in ATTRIBUTES
+    ]
+    outcomes = evaluate_entries(
+        ModelSubject(model), entries, transform=model.preprocess_val, batch_size=500, device=device
+    )
+    return {outcome.entry.label: outcome.metrics["top1"] for outcome in outcomes}
 
 
 def export_fp16(model: ClipModel, path: str | Path) -> Path:
