@@ -12,7 +12,6 @@ without the marker, the other classes with it). Every sample can carry the marke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,25 +26,37 @@ from starft.sandbox.contingency import (
 from starft.sandbox.fields import MarkerPlan
 from starft.sandbox.markers import check_marker, marker_style
 from starft.sandbox.resources import read_sandbox_json
-from starft.sandbox.task_common import IMAGE_SIZE, build_dataset, check_n, style_id, table_rng
-from starft.sandbox.world import balanced_ids, sample_attributes, vocabulary
+from starft.sandbox.task_common import (
+    TaskTable,
+    build_dataset,
+    check_n,
+    sandbox_task,
+    style_id,
+    table_rng,
+)
+from starft.sandbox.world import AttributeTable, balanced_ids, sample_attributes, vocabulary
 
 if TYPE_CHECKING:
-    from starft.data.base import Transform
-    from starft.data.templates import TemplateSpec
     from starft.sandbox.datasets import SandboxDataset
 
 _DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")["markers"]
 GROUP_BY = ("shape", "marker")
+MARKER_TASKS: TaskTable = {}
 
 
-def _spurious_id(spurious: str, task: str) -> int:
+def _marker_setup(
+    task: str, n: int, spurious: str, kind: str, grid: int | None, seed: int, image_size: int
+) -> tuple[int, int, np.random.Generator]:
+    """Checked arguments of a marker task: its grid, the spurious shape id and the table stream."""
+    check_n(n)
+    grid = marker_style().grid if grid is None else grid
+    check_marker(kind, grid, image_size)
     shapes = vocabulary("shape")
     if spurious not in shapes:
         raise StarftError(
             f"{task}: spurious class '{spurious}' is not a shape ({', '.join(shapes)})"
         )
-    return shapes.index(spurious)
+    return grid, shapes.index(spurious), table_rng(seed)
 
 
 def marker_minority_groups(spurious: int) -> list[int]:
@@ -54,7 +65,12 @@ def marker_minority_groups(spurious: int) -> list[int]:
 
 
 def _marker_dataset(
-    table: Any, plan: MarkerPlan, spurious: int, name: str, seed: int, **kwargs: Any
+    table: AttributeTable,
+    plan: MarkerPlan,
+    spurious: int,
+    name: str,
+    seed: int,
+    render: dict[str, Any],
 ) -> SandboxDataset:
     return build_dataset(
         table,
@@ -64,10 +80,14 @@ def _marker_dataset(
         markers=plan,
         minority_groups=marker_minority_groups(spurious),
         name=name,
-        **kwargs,
+        **render,
     )
 
 
+@sandbox_task(
+    MARKER_TASKS,
+    "sandbox world: shape photos with a marker at a set Cramér's V with one class (RaVL)",
+)
 def sandbox_markers(
     *,
     n: int = _DEFAULTS["n"],
@@ -76,21 +96,14 @@ def sandbox_markers(
     kind: str = _DEFAULTS["kind"],
     grid: int | None = None,
     seed: int = _DEFAULTS["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Shape photos, class sizes n/C ± U(-20, 20), a ``kind`` marker at Cramér's V with class
     ``spurious`` (RaVL's generator); the achieved V is ``dataset.markers.cramers_v``."""
     task = "sandbox_markers"
-    check_n(n)
-    grid = marker_style().grid if grid is None else grid
-    check_marker(kind, grid, image_size)
-    spurious_id = _spurious_id(spurious, task)
-    rng = table_rng(seed)
+    grid, spurious_id, rng = _marker_setup(
+        task, n, spurious, kind, grid, seed, render["image_size"]
+    )
     num_classes = len(vocabulary("shape"))
     counts = class_counts(n, num_classes, rng)
     shapes = np.repeat(np.arange(num_classes), counts)[rng.permutation(int(counts.sum()))]
@@ -98,13 +111,14 @@ def sandbox_markers(
     marker_table = confounded_table(counts, spurious_id, cramers_v, rng)
     present = assign_markers(shapes, marker_table.marked, rng)
     plan = MarkerPlan(kind=kind, grid=grid, present=present, cramers_v=marker_table.cramers_v)
-    return _marker_dataset(
-        table, plan, spurious_id, f"{task}[{spurious},V={cramers_v},{kind},grid={grid}]", seed,
-        image_size=image_size, transform=transform, templates=templates,
-        on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
-    )  # fmt: skip
+    name = f"{task}[{spurious},V={cramers_v},{kind},grid={grid}]"
+    return _marker_dataset(table, plan, spurious_id, name, seed, render)
 
 
+@sandbox_task(
+    MARKER_TASKS,
+    "sandbox world: shape photos with a marker on half of every class (RaVL evaluation)",
+)
 def sandbox_markers_eval(
     *,
     n: int = _DEFAULTS["eval_n"],
@@ -112,38 +126,15 @@ def sandbox_markers_eval(
     kind: str = _DEFAULTS["kind"],
     grid: int | None = None,
     seed: int = _DEFAULTS["eval_seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Shape photos, classes balanced, a ``kind`` marker on half of every class (p = 0.5,
     independent of the class); ``spurious`` only names the minority groups."""
     task = "sandbox_markers_eval"
-    check_n(n)
-    grid = marker_style().grid if grid is None else grid
-    check_marker(kind, grid, image_size)
-    spurious_id = _spurious_id(spurious, task)
-    rng = table_rng(seed)
+    grid, spurious_id, rng = _marker_setup(
+        task, n, spurious, kind, grid, seed, render["image_size"]
+    )
     shapes = balanced_ids(n, len(vocabulary("shape")), rng)
     table = sample_attributes(n, rng, shape=shapes, style=style_id("photo"))
     plan = MarkerPlan(kind=kind, grid=grid, present=balanced_markers(shapes, rng))
-    return _marker_dataset(
-        table, plan, spurious_id, f"{task}[{kind},grid={grid}]", seed,
-        image_size=image_size, transform=transform, templates=templates,
-        on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
-    )  # fmt: skip
-
-
-MARKER_TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
-    "sandbox_markers": (
-        sandbox_markers,
-        "sandbox world: shape photos with a marker at a set Cramér's V with one class (RaVL)",
-    ),
-    "sandbox_markers_eval": (
-        sandbox_markers_eval,
-        "sandbox world: shape photos with a marker on half of every class (RaVL evaluation)",
-    ),
-}
+    return _marker_dataset(table, plan, spurious_id, f"{task}[{kind},grid={grid}]", seed, render)

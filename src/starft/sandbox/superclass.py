@@ -14,7 +14,6 @@ and seeds are data (``resources/sandbox/tasks.json``, key ``superclass``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,22 +22,26 @@ import numpy as np
 from starft.errors import StarftError
 from starft.sandbox.resources import read_sandbox_json
 from starft.sandbox.task_common import (
-    IMAGE_SIZE,
+    TaskTable,
+    biased_splits,
     build_dataset,
     check_n,
+    default_seed,
+    group_cells,
+    sandbox_task,
     scene_biased_table,
     style_id,
+    style_table,
     table_rng,
 )
-from starft.sandbox.world import balanced_ids, sample_attributes, vocabulary
+from starft.sandbox.world import AttributeTable, sample_attributes, vocabulary
 
 if TYPE_CHECKING:
-    from starft.data.base import Transform
-    from starft.data.templates import TemplateSpec
     from starft.sandbox.datasets import SandboxDataset
 
 _DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")["superclass"]
 GROUP_BY = ("label", "scene")
+SUPERCLASS_TASKS: TaskTable = {}
 
 
 @dataclass(frozen=True)
@@ -93,169 +96,91 @@ def super_minority_groups() -> list[int]:
     ]
 
 
-def _super_dataset(table: Any, name: str, seed: int, **kwargs: Any) -> SandboxDataset:
+def _super_dataset(
+    table: AttributeTable, name: str, seed: int, render: dict[str, Any]
+) -> SandboxDataset:
     space = superclass_space()
-    templates = kwargs.pop("templates")
+    templates = render["templates"]
+    if templates is None:
+        templates = list(_DEFAULTS["templates"])
     return build_dataset(
         table,
         label_attribute="shape",
         classnames=space.classnames,
         label_map=space.label_map,
-        templates=list(_DEFAULTS["templates"]) if templates is None else templates,
         seed=seed,
         group_by=GROUP_BY,
         minority_groups=super_minority_groups(),
         name=name,
-        **kwargs,
+        **{**render, "templates": templates},
     )
 
 
-def _biased(name: str, n: int, correlation: float, seed: int, **kwargs: Any) -> SandboxDataset:
+def _biased(
+    name: str, n: int, correlation: float, seed: int, render: dict[str, Any]
+) -> SandboxDataset:
     check_n(n)
     table = scene_biased_table(n, correlation, table_rng(seed), superclass_space().homes)
-    return _super_dataset(table, name, seed, **kwargs)
+    return _super_dataset(table, name, seed, render)
 
 
-def sandbox_super_train(
-    *,
-    n: int = _DEFAULTS["train"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["train"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """Superclass of photos, scene = the class's home scene with ``correlation``."""
-    return _biased(
-        "sandbox_super_train", n, correlation, seed, image_size=image_size,
-        transform=transform, templates=templates, on_bad_image=on_bad_image, fields=fields,
-        mask_mode=mask_mode,
-    )  # fmt: skip
+_SPLIT_TEXTS = {
+    "train": (
+        "sandbox world: shape superclass (new names) of photos, home scene 95% (n=6k)",
+        "Superclass of photos, scene = the class's home scene with ``correlation``.",
+    ),
+    "val": (
+        "sandbox world: validation split of sandbox_super_train",
+        "Validation split of :func:`sandbox_super_train` (same distribution, its own seed).",
+    ),
+    "id_test": (
+        "sandbox world: ID test split of sandbox_super_train",
+        "ID test split of :func:`sandbox_super_train` (same distribution, its own seed).",
+    ),
+}
+sandbox_super_train, sandbox_super_val, sandbox_super_id_test = biased_splits(
+    SUPERCLASS_TASKS, "sandbox_super", _DEFAULTS, _SPLIT_TEXTS, _biased, __name__
+)
 
 
-def sandbox_super_val(
-    *,
-    n: int = _DEFAULTS["val"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["val"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """Validation split of :func:`sandbox_super_train` (same distribution, its own seed)."""
-    return _biased(
-        "sandbox_super_val", n, correlation, seed, image_size=image_size, transform=transform,
-        templates=templates, on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
-    )  # fmt: skip
-
-
-def sandbox_super_id_test(
-    *,
-    n: int = _DEFAULTS["id_test"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["id_test"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """ID test split of :func:`sandbox_super_train` (same distribution, its own seed)."""
-    return _biased(
-        "sandbox_super_id_test", n, correlation, seed, image_size=image_size,
-        transform=transform, templates=templates, on_bad_image=on_bad_image, fields=fields,
-        mask_mode=mask_mode,
-    )  # fmt: skip
-
-
+@sandbox_task(
+    SUPERCLASS_TASKS,
+    "sandbox world: balanced superclass x scene groups of photos, the worst-group test",
+)
 def sandbox_super_groups(
     *,
     per_group: int = _DEFAULTS["groups"]["per_group"],
     seed: int = _DEFAULTS["groups"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Exactly ``per_group`` photos of every class x scene group (shapes uniform in the class)."""
-    check_n(per_group, "per_group")
-    rng = table_rng(seed)
     space = superclass_space()
-    num_classes, num_scenes = len(space.classnames), len(vocabulary("scene"))
-    cells = np.repeat(np.arange(num_classes * num_scenes), per_group)
-    cells = cells[rng.permutation(len(cells))]
+    num_classes = len(space.classnames)
+    classes, scenes, rng = group_cells(per_group, num_classes, seed)
     members = [np.flatnonzero(space.label_map == c) for c in range(num_classes)]
-    picks = rng.random(len(cells))
+    picks = rng.random(len(classes))
     shapes = np.array(
-        [members[c][int(p * len(members[c]))] for c, p in zip(cells // num_scenes, picks)],
-        np.int64,
+        [members[c][int(p * len(members[c]))] for c, p in zip(classes, picks)], np.int64
     )
     table = sample_attributes(
-        len(cells), rng, shape=shapes, scene=cells % num_scenes, style=style_id("photo")
+        len(classes), rng, shape=shapes, scene=scenes, style=style_id("photo")
     )
-    return _super_dataset(
-        table, "sandbox_super_groups", seed, image_size=image_size, transform=transform,
-        templates=templates, on_bad_image=on_bad_image, fields=fields, mask_mode=mask_mode,
-    )  # fmt: skip
+    return _super_dataset(table, "sandbox_super_groups", seed, render)
 
 
+@sandbox_task(
+    SUPERCLASS_TASKS,
+    "sandbox world: the superclass task in another style (sketch/cartoon/painting/blurry)",
+)
 def sandbox_super_style(
     *,
     style: str = "sketch",
     n: int = _DEFAULTS["style"]["n"],
     seed: int | None = None,
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """The superclass task in another style (domain shift), shapes balanced, scenes uniform."""
     seeds = _DEFAULTS["style"]["seed"]
-    if style not in seeds:
-        raise StarftError(f"sandbox_super_style: '{style}' is not one of {', '.join(seeds)}")
-    seed = seeds[style] if seed is None else seed
-    check_n(n)
-    rng = table_rng(seed)
-    table = sample_attributes(
-        n, rng, shape=balanced_ids(n, len(vocabulary("shape")), rng), style=style_id(style)
-    )
-    return _super_dataset(
-        table, f"sandbox_super_style[{style}]", seed, image_size=image_size,
-        transform=transform, templates=templates, on_bad_image=on_bad_image, fields=fields,
-        mask_mode=mask_mode,
-    )  # fmt: skip
-
-
-SUPERCLASS_TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
-    "sandbox_super_train": (
-        sandbox_super_train,
-        "sandbox world: shape superclass (new names) of photos, home scene 95% (n=6k)",
-    ),
-    "sandbox_super_val": (
-        sandbox_super_val,
-        "sandbox world: validation split of sandbox_super_train",
-    ),
-    "sandbox_super_id_test": (
-        sandbox_super_id_test,
-        "sandbox world: ID test split of sandbox_super_train",
-    ),
-    "sandbox_super_groups": (
-        sandbox_super_groups,
-        "sandbox world: balanced superclass x scene groups of photos, the worst-group test",
-    ),
-    "sandbox_super_style": (
-        sandbox_super_style,
-        "sandbox world: the superclass task in another style (sketch/cartoon/painting/blurry)",
-    ),
-}
+    seed = default_seed("sandbox_super_style", style, seed, seeds, tuple(seeds))
+    table = style_table(n, style, seed)
+    return _super_dataset(table, f"sandbox_super_style[{style}]", seed, render)

@@ -20,7 +20,6 @@ task also takes ``fields`` and ``mask_mode`` (region fields of each sample,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,11 +27,16 @@ import numpy as np
 from starft.errors import StarftError
 from starft.sandbox.resources import read_sandbox_json
 from starft.sandbox.task_common import (
-    IMAGE_SIZE,
+    TaskTable,
+    biased_splits,
     build_dataset,
     check_n,
+    default_seed,
+    group_cells,
+    sandbox_task,
     scene_biased_table,
     style_id,
+    style_table,
     table_rng,
 )
 from starft.sandbox.world import (
@@ -44,20 +48,12 @@ from starft.sandbox.world import (
 )
 
 if TYPE_CHECKING:
-    from starft.data.base import Transform
-    from starft.data.templates import TemplateSpec
     from starft.registry import Registry
     from starft.sandbox.datasets import SandboxDataset
 
 _DEFAULTS: dict[str, Any] = read_sandbox_json("tasks.json")
 GROUP_BY = ("shape", "scene")
-
-
-def _seed_for(task: str, key: str, seed: int | None, choices: tuple[str, ...]) -> int:
-    """The given seed, or the task's default seed for ``key`` (one per attribute or style)."""
-    if key not in choices:
-        raise StarftError(f"{task}: '{key}' is not one of {', '.join(choices)}")
-    return _DEFAULTS[task.removeprefix("sandbox_")]["seed"][key] if seed is None else seed
+TASKS: TaskTable = {}
 
 
 def home_scenes() -> np.ndarray:
@@ -88,48 +84,58 @@ def correlated_table(n: int, correlation: float, rng: np.random.Generator) -> At
     return scene_biased_table(n, correlation, rng, home_scenes())
 
 
+def _seed_for(task: str, key: str, seed: int | None, choices: tuple[str, ...]) -> int:
+    seeds = _DEFAULTS[task.removeprefix("sandbox_")]["seed"]
+    return default_seed(task, key, seed, seeds, choices)
+
+
+def _shape_groups_dataset(
+    table: AttributeTable, name: str, seed: int, render: dict[str, Any]
+) -> SandboxDataset:
+    """A shape task with shape x scene groups, the minority groups off the home scene."""
+    return build_dataset(
+        table,
+        label_attribute="shape",
+        seed=seed,
+        group_by=GROUP_BY,
+        name=name,
+        minority_groups=minority_groups(),
+        **render,
+    )
+
+
 # ----------------------------------------------------------------------------- the tasks
 
 
+@sandbox_task(
+    TASKS, "sandbox world: uniform attributes with fresh captions, for pretraining (n=50k)"
+)
 def sandbox_pretrain(
     *,
     n: int = _DEFAULTS["pretrain"]["n"],
     seed: int = _DEFAULTS["pretrain"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """The uniform world (all attributes independent) with a fresh caption per sample."""
     check_n(n)
+    table = sample_attributes(n, table_rng(seed))
     return build_dataset(
-        sample_attributes(n, table_rng(seed)),
+        table,
         label_attribute="shape",
         seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
         with_captions=True,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
         name="sandbox_pretrain",
+        **render,
     )
 
 
+@sandbox_task(TASKS, "sandbox world: balanced held-out set for one attribute's zero-shot accuracy")
 def sandbox_zeroshot(
     *,
     attribute: str = "shape",
     n: int = _DEFAULTS["zeroshot"]["n"],
     seed: int | None = None,
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """A held-out set balanced over ``attribute``, the other attributes uniform.
 
@@ -145,136 +151,49 @@ def sandbox_zeroshot(
         sample_attributes(n, rng, **fixed),
         label_attribute=attribute,
         seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
         name=f"sandbox_zeroshot[{attribute}]",
+        **render,
     )
 
 
 def _biased(
-    task: str,
-    n: int,
-    correlation: float,
-    seed: int,
-    image_size: int,
-    transform: Transform | None,
-    templates: TemplateSpec | None,
-    on_bad_image: str,
-    fields: str | Sequence[str] | None,
-    mask_mode: str,
+    name: str, n: int, correlation: float, seed: int, render: dict[str, Any]
 ) -> SandboxDataset:
     check_n(n)
-    return build_dataset(
-        correlated_table(n, correlation, table_rng(seed)),
-        label_attribute="shape",
-        seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
-        group_by=GROUP_BY,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
-        name=task,
-        minority_groups=minority_groups(),
-    )
+    table = correlated_table(n, correlation, table_rng(seed))
+    return _shape_groups_dataset(table, name, seed, render)
 
 
-def sandbox_train(
-    *,
-    n: int = _DEFAULTS["train"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["train"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """Shape classification of photos, scene = the shape's home scene with ``correlation``."""
-    return _biased(
-        "sandbox_train",
-        n,
-        correlation,
-        seed,
-        image_size,
-        transform,
-        templates,
-        on_bad_image,
-        fields,
-        mask_mode,
-    )
+sandbox_train, sandbox_val, sandbox_id_test = biased_splits(
+    TASKS,
+    "sandbox",
+    _DEFAULTS,
+    {
+        "train": (
+            "sandbox world: shape of photos, scene = the shape's home scene 95% (n=6k)",
+            "Shape classification of photos, scene = the shape's home scene with ``correlation``.",
+        ),
+        "val": (
+            "sandbox world: validation split of sandbox_train (n=1k)",
+            "Validation split of :func:`sandbox_train` (same distribution, its own seed).",
+        ),
+        "id_test": (
+            "sandbox world: ID test split of sandbox_train (n=1k)",
+            "In-distribution test split of :func:`sandbox_train` (same distribution, its own "
+            "seed).",
+        ),
+    },
+    _biased,
+    __name__,
+)
 
 
-def sandbox_val(
-    *,
-    n: int = _DEFAULTS["val"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["val"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """Validation split of :func:`sandbox_train` (same distribution, its own seed)."""
-    return _biased(
-        "sandbox_val",
-        n,
-        correlation,
-        seed,
-        image_size,
-        transform,
-        templates,
-        on_bad_image,
-        fields,
-        mask_mode,
-    )
-
-
-def sandbox_id_test(
-    *,
-    n: int = _DEFAULTS["id_test"]["n"],
-    correlation: float = _DEFAULTS["train"]["correlation"],
-    seed: int = _DEFAULTS["id_test"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
-) -> SandboxDataset:
-    """In-distribution test split of :func:`sandbox_train` (same distribution, its own seed)."""
-    return _biased(
-        "sandbox_id_test",
-        n,
-        correlation,
-        seed,
-        image_size,
-        transform,
-        templates,
-        on_bad_image,
-        fields,
-        mask_mode,
-    )
-
-
+@sandbox_task(TASKS, "sandbox world: balanced shape x scene groups of photos, the worst-group test")
 def sandbox_groups(
     *,
     per_group: int = _DEFAULTS["groups"]["per_group"],
     seed: int = _DEFAULTS["groups"]["seed"],
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Exactly ``per_group`` photos of every shape x scene group, in random order.
 
@@ -282,84 +201,38 @@ def sandbox_groups(
     in fine-tuning (``minority_groups``). Use >= 100 per group: with 25, worst-group accuracy was
     0 for every fine-tuned method in the prototype (too coarse to compare methods).
     """
-    check_n(per_group, "per_group")
-    rng = table_rng(seed)
-    num_shapes, num_scenes = len(vocabulary("shape")), len(vocabulary("scene"))
-    cells = np.repeat(np.arange(num_shapes * num_scenes), per_group)
-    cells = cells[rng.permutation(len(cells))]
-    table = sample_attributes(
-        len(cells),
-        rng,
-        shape=cells // num_scenes,
-        scene=cells % num_scenes,
-        style=style_id("photo"),
-    )
-    return build_dataset(
-        table,
-        label_attribute="shape",
-        seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
-        group_by=GROUP_BY,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
-        name="sandbox_groups",
-        minority_groups=minority_groups(),
-    )
+    shapes, scenes, rng = group_cells(per_group, len(vocabulary("shape")), seed)
+    table = sample_attributes(len(shapes), rng, shape=shapes, scene=scenes, style=style_id("photo"))
+    return _shape_groups_dataset(table, "sandbox_groups", seed, render)
 
 
+@sandbox_task(
+    TASKS, "sandbox world: shape in another style (sketch/cartoon/painting/blurry), domain shift"
+)
 def sandbox_style(
     *,
     style: str = "sketch",
     n: int = _DEFAULTS["style"]["n"],
     seed: int | None = None,
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Shape classification in another style (domain shift), shapes balanced, scenes uniform."""
     styles = tuple(s for s in vocabulary("style") if s != "photo")
     seed = _seed_for("sandbox_style", style, seed, styles)
-    check_n(n)
-    rng = table_rng(seed)
-    table = sample_attributes(
-        n,
-        rng,
-        shape=balanced_ids(n, len(vocabulary("shape")), rng),
-        style=style_id(style),
-    )
-    return build_dataset(
-        table,
-        label_attribute="shape",
-        seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
-        group_by=GROUP_BY,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
-        name=f"sandbox_style[{style}]",
-        minority_groups=minority_groups(),
+    return _shape_groups_dataset(
+        style_table(n, style, seed), f"sandbox_style[{style}]", seed, render
     )
 
 
+@sandbox_task(
+    TASKS, "sandbox world: colour or scene of photos, zero-shot transfer to other label spaces"
+)
 def sandbox_transfer(
     *,
     attribute: str = "colour",
     n: int = _DEFAULTS["transfer"]["n"],
     seed: int | None = None,
-    image_size: int = IMAGE_SIZE,
-    transform: Transform | None = None,
-    templates: TemplateSpec | None = None,
-    on_bad_image: str = "error",
-    fields: str | Sequence[str] | None = None,
-    mask_mode: str = "soft",
+    **render: Any,
 ) -> SandboxDataset:
     """Photos labelled by another attribute (colour or scene), balanced, for zero-shot transfer."""
     seed = _seed_for("sandbox_transfer", attribute, seed, ("colour", "scene"))
@@ -375,44 +248,9 @@ def sandbox_transfer(
         table,
         label_attribute=attribute,
         seed=seed,
-        image_size=image_size,
-        transform=transform,
-        templates=templates,
-        on_bad_image=on_bad_image,
-        fields=fields,
-        mask_mode=mask_mode,
         name=f"sandbox_transfer[{attribute}]",
+        **render,
     )
-
-
-TASKS: dict[str, tuple[Callable[..., SandboxDataset], str]] = {
-    "sandbox_pretrain": (
-        sandbox_pretrain,
-        "sandbox world: uniform attributes with fresh captions, for pretraining (n=50k)",
-    ),
-    "sandbox_zeroshot": (
-        sandbox_zeroshot,
-        "sandbox world: balanced held-out set for one attribute's zero-shot accuracy",
-    ),
-    "sandbox_train": (
-        sandbox_train,
-        "sandbox world: shape of photos, scene = the shape's home scene 95% (n=6k)",
-    ),
-    "sandbox_val": (sandbox_val, "sandbox world: validation split of sandbox_train (n=1k)"),
-    "sandbox_id_test": (sandbox_id_test, "sandbox world: ID test split of sandbox_train (n=1k)"),
-    "sandbox_groups": (
-        sandbox_groups,
-        "sandbox world: balanced shape x scene groups of photos, the worst-group test",
-    ),
-    "sandbox_style": (
-        sandbox_style,
-        "sandbox world: shape in another style (sketch/cartoon/painting/blurry), domain shift",
-    ),
-    "sandbox_transfer": (
-        sandbox_transfer,
-        "sandbox world: colour or scene of photos, zero-shot transfer to other label spaces",
-    ),
-}
 
 
 def register_tasks(registry: Registry[Any]) -> None:
