@@ -74,13 +74,12 @@ def _marker_dataset(
 ) -> SandboxDataset:
     return build_dataset(
         table,
-        label_attribute="shape",
-        seed=seed,
+        name,
+        seed,
+        render,
         group_by=GROUP_BY,
         markers=plan,
         minority_groups=marker_minority_groups(spurious),
-        name=name,
-        **render,
     )
 
 

@@ -25,14 +25,11 @@ from starft.sandbox.task_common import (
     TaskTable,
     biased_splits,
     build_dataset,
-    check_n,
     default_seed,
     group_cells,
     sandbox_task,
-    scene_biased_table,
     style_id,
     style_table,
-    table_rng,
 )
 from starft.sandbox.world import AttributeTable, sample_attributes, vocabulary
 
@@ -105,23 +102,14 @@ def _super_dataset(
         templates = list(_DEFAULTS["templates"])
     return build_dataset(
         table,
-        label_attribute="shape",
+        name,
+        seed,
+        {**render, "templates": templates},
         classnames=space.classnames,
         label_map=space.label_map,
-        seed=seed,
         group_by=GROUP_BY,
         minority_groups=super_minority_groups(),
-        name=name,
-        **{**render, "templates": templates},
     )
-
-
-def _biased(
-    name: str, n: int, correlation: float, seed: int, render: dict[str, Any]
-) -> SandboxDataset:
-    check_n(n)
-    table = scene_biased_table(n, correlation, table_rng(seed), superclass_space().homes)
-    return _super_dataset(table, name, seed, render)
 
 
 _SPLIT_TEXTS = {
@@ -139,7 +127,13 @@ _SPLIT_TEXTS = {
     ),
 }
 sandbox_super_train, sandbox_super_val, sandbox_super_id_test = biased_splits(
-    SUPERCLASS_TASKS, "sandbox_super", _DEFAULTS, _SPLIT_TEXTS, _biased, __name__
+    SUPERCLASS_TASKS,
+    "sandbox_super",
+    _DEFAULTS,
+    _SPLIT_TEXTS,
+    lambda: superclass_space().homes,
+    _super_dataset,
+    __name__,
 )
 
 

@@ -95,6 +95,7 @@ def sandbox_task(tasks: TaskTable, description: str) -> Callable[[Task], Task]:
 
 
 SPLITS = ("train", "val", "id_test")
+TaskDataset = Callable[[AttributeTable, str, int, dict[str, Any]], "SandboxDataset"]
 
 
 def biased_splits(
@@ -102,19 +103,21 @@ def biased_splits(
     prefix: str,
     defaults: dict[str, Any],
     texts: dict[str, tuple[str, str]],
-    build: Callable[[str, int, float, int, dict[str, Any]], SandboxDataset],
+    homes: Callable[[], np.ndarray],
+    dataset: TaskDataset,
     module: str,
 ) -> tuple[Task, ...]:
-    """The ``{prefix}_train``/``_val``/``_id_test`` tasks: one scene-biased distribution, each
-    split's own ``n`` and ``seed`` (``defaults[split]``), the training ``correlation`` for all.
+    """The ``{prefix}_train``/``_val``/``_id_test`` tasks: photos on their label's home scene
+    (``homes()[shape]``) with ``correlation`` (:func:`scene_biased_table`), each split's own
+    ``n`` and ``seed`` (``defaults[split]``), the training ``correlation`` for all.
 
-    ``texts[split]`` is the (registry description, docstring) pair; ``build(name, n, correlation,
-    seed, render)`` draws the split. The functions are named and placed as if written in
+    ``texts[split]`` is the (registry description, docstring) pair; ``dataset(table, name, seed,
+    render)`` makes the split's dataset. The functions are named and placed as if written in
     ``module``, which binds them to those names.
     """
-    made = [_split_task(f"{prefix}_{split}", split, defaults, build, module) for split in SPLITS]
+    made = [_split_task(f"{prefix}_{split}", split, defaults, homes, dataset) for split in SPLITS]
     for split, task in zip(SPLITS, made):
-        task.__doc__ = texts[split][1]
+        task.__module__, task.__doc__ = module, texts[split][1]
     return tuple(sandbox_task(tasks, texts[split][0])(task) for split, task in zip(SPLITS, made))
 
 
@@ -122,8 +125,8 @@ def _split_task(
     name: str,
     split: str,
     defaults: dict[str, Any],
-    build: Callable[[str, int, float, int, dict[str, Any]], SandboxDataset],
-    module: str,
+    homes: Callable[[], np.ndarray],
+    dataset: TaskDataset,
 ) -> Task:
     def split_task(
         *,
@@ -132,10 +135,11 @@ def _split_task(
         seed: int = defaults[split]["seed"],
         **render: Any,
     ) -> SandboxDataset:
-        return build(name, n, correlation, seed, render)
+        check_n(n)
+        table = scene_biased_table(n, correlation, table_rng(seed), homes())
+        return dataset(table, name, seed, render)
 
     split_task.__name__ = split_task.__qualname__ = name
-    split_task.__module__ = module
     return split_task
 
 
@@ -196,8 +200,20 @@ def style_table(n: int, style: str, seed: int) -> AttributeTable:
     return sample_attributes(n, rng, shape=shapes, style=style_id(style))
 
 
-def build_dataset(table: AttributeTable, **kwargs: Any) -> SandboxDataset:
-    """``SandboxDataset(table, **kwargs)``, the class imported late (see the module docstring)."""
+def build_dataset(
+    table: AttributeTable,
+    name: str,
+    seed: int,
+    render: dict[str, Any],
+    *,
+    label_attribute: str = "shape",
+    **kwargs: Any,
+) -> SandboxDataset:
+    """``SandboxDataset`` of a task: its table, name, seed and render options, the label
+    attribute and any task settings (groups, class names, markers) in ``kwargs``; the class is
+    imported late (see the module docstring)."""
     from starft.sandbox.datasets import SandboxDataset
 
-    return SandboxDataset(table, **kwargs)
+    return SandboxDataset(
+        table, label_attribute=label_attribute, seed=seed, name=name, **kwargs, **render
+    )

@@ -94,13 +94,7 @@ def _shape_groups_dataset(
 ) -> SandboxDataset:
     """A shape task with shape x scene groups, the minority groups off the home scene."""
     return build_dataset(
-        table,
-        label_attribute="shape",
-        seed=seed,
-        group_by=GROUP_BY,
-        name=name,
-        minority_groups=minority_groups(),
-        **render,
+        table, name, seed, render, group_by=GROUP_BY, minority_groups=minority_groups()
     )
 
 
@@ -119,14 +113,7 @@ def sandbox_pretrain(
     """The uniform world (all attributes independent) with a fresh caption per sample."""
     check_n(n)
     table = sample_attributes(n, table_rng(seed))
-    return build_dataset(
-        table,
-        label_attribute="shape",
-        seed=seed,
-        with_captions=True,
-        name="sandbox_pretrain",
-        **render,
-    )
+    return build_dataset(table, "sandbox_pretrain", seed, render, with_captions=True)
 
 
 @sandbox_task(TASKS, "sandbox world: balanced held-out set for one attribute's zero-shot accuracy")
@@ -147,21 +134,9 @@ def sandbox_zeroshot(
     fixed: dict[str, Any] = {attribute: balanced_ids(n, len(vocabulary(attribute)), rng)}
     if attribute == "colour":
         fixed["style"] = [i for i, s in enumerate(vocabulary("style")) if s != "sketch"]
-    return build_dataset(
-        sample_attributes(n, rng, **fixed),
-        label_attribute=attribute,
-        seed=seed,
-        name=f"sandbox_zeroshot[{attribute}]",
-        **render,
-    )
-
-
-def _biased(
-    name: str, n: int, correlation: float, seed: int, render: dict[str, Any]
-) -> SandboxDataset:
-    check_n(n)
-    table = correlated_table(n, correlation, table_rng(seed))
-    return _shape_groups_dataset(table, name, seed, render)
+    table = sample_attributes(n, rng, **fixed)
+    name = f"sandbox_zeroshot[{attribute}]"
+    return build_dataset(table, name, seed, render, label_attribute=attribute)
 
 
 sandbox_train, sandbox_val, sandbox_id_test = biased_splits(
@@ -183,7 +158,8 @@ sandbox_train, sandbox_val, sandbox_id_test = biased_splits(
             "seed).",
         ),
     },
-    _biased,
+    home_scenes,
+    _shape_groups_dataset,
     __name__,
 )
 
@@ -244,13 +220,8 @@ def sandbox_transfer(
         **{attribute: balanced_ids(n, len(vocabulary(attribute)), rng)},
         style=style_id("photo"),
     )
-    return build_dataset(
-        table,
-        label_attribute=attribute,
-        seed=seed,
-        name=f"sandbox_transfer[{attribute}]",
-        **render,
-    )
+    name = f"sandbox_transfer[{attribute}]"
+    return build_dataset(table, name, seed, render, label_attribute=attribute)
 
 
 def register_tasks(registry: Registry[Any]) -> None:
