@@ -350,14 +350,35 @@ def relevance_mse_terms(relevance: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
     return background, foreground
 
 
+def _clamped_log(x: Tensor) -> Tensor:
+    """``max(log x, −100)`` with the derivative of that clamped function (0 where x = 0)."""
+    positive = x > 0
+    safe = torch.where(positive, x, torch.ones_like(x))
+    return torch.where(positive, safe.log().clamp(min=-100.0), torch.full_like(x, -100.0))
+
+
+def binary_cross_entropy_clamped(inputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean ``−[y·log x + (1−y)·log(1−x)]`` with each log clamped at −100: the values of
+    ``F.binary_cross_entropy``, differentiable where it is not.
+
+    At ``x`` exactly 0 or 1 torch's backward divides by ``max(x(1−x), 1e-12)`` and returns
+    ±1e12 per pixel although the clamped loss is flat there; min-maxed relevance maps always have
+    such pixels, and those huge, mostly cancelling terms drown the gradient in rounding noise. This
+    returns the derivative of the clamped loss (0 at those pixels) and the same values.
+    """
+    inputs, targets = inputs.float(), targets.float()
+    losses = -(targets * _clamped_log(inputs) + (1 - targets) * _clamped_log(1 - inputs))
+    return losses.mean()
+
+
 def relevance_bce_terms(relevance: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """CFT's terms: ``(BCE(R⊙(1−M), 0), BCE(R⊙M, M))``, mean over every pixel.
 
-    ``relevance`` and ``mask`` lie in [0, 1]; BCE computes in float32 (it is not autocast-safe).
+    ``relevance`` and ``mask`` lie in [0, 1]; computed in float32 with
+    :func:`binary_cross_entropy_clamped` (the values of torch's BCE, a usable gradient).
     """
-    relevance, mask = relevance.float(), mask.float()
-    context = F.binary_cross_entropy(relevance * (1 - mask), torch.zeros_like(relevance))
-    concept = F.binary_cross_entropy(relevance * mask, mask)
+    context = binary_cross_entropy_clamped(relevance * (1 - mask), torch.zeros_like(relevance))
+    concept = binary_cross_entropy_clamped(relevance * mask, mask)
     return context, concept
 
 
