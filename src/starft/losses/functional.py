@@ -392,7 +392,7 @@ def robustvit_loss(
     lambda_acc: float = 0.2,
     temperature: float = 1.0,
 ) -> Tensor:
-    """``0.8·[2·MSE(R⊙(1−M), 0) + 0.3·MSE(R⊙M, M)] + 0.2·CE(z/T, argmax z)`` (defaults as released)."""
+    """``0.8·[2·MSE(R⊙(1−M), 0) + 0.3·MSE(R⊙M, M)] + 0.2·CE(z/T, argmax z)`` (as released)."""
     background, foreground = relevance_mse_terms(relevance, mask)
     alignment = lambda_background * background + lambda_foreground * foreground
     return lambda_align * alignment + lambda_acc * confidence_cross_entropy(logits, temperature)

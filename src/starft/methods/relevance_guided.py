@@ -72,7 +72,7 @@ class RobustViT(FLYP):
         self.register_buffer("head", head, persistent=False)
 
     def batch_mask(self, batch: dict[str, Any]) -> Tensor:
-        """The ``[B, H, W]`` float mask the relevance is aligned with, checked against the images."""
+        """The ``[B, H, W]`` float mask the relevance is aligned with, checked on the images."""
         images = batch["image"]
         if "mask" not in batch:
             raise StarftError(
