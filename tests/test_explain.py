@@ -181,3 +181,57 @@ def test_masks_from_parts():
     weights = torch.tensor([[3.0, 1.0, 0.0]])
     out = masks_from_parts(parts, weights)
     assert torch.allclose(out, torch.tensor([[[1.0, 1 / 3], [0.0, 0.0]]]))
+
+
+# -- the command and the writer -------------------------------------------------------------------
+class _MaskedSet:
+    """Four random images with a left-half mask, in a dataset's shape."""
+
+    classnames = ["star", "circle"]
+    templates = ["a photo of a {}."]
+
+    def __init__(self, size):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(4, 3, *size, generator=g)
+        self.labels = [0, 1, 0, 1]
+        self.size = size
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        mask = torch.zeros(*self.size)
+        mask[:, : self.size[1] // 2] = 1
+        return {"image": self.images[i], "label": self.labels[i], "mask": mask}
+
+
+def test_explain_dataset_writes_grid_maps_and_metrics(tmp_path, tiny_model):
+    import json
+
+    from starft.explain.run import explain_dataset, write_explain_run
+    from starft.models import create_model
+
+    rn = create_model("starft-tiny-rn")
+    run = explain_dataset(
+        [("vit", tiny_model), ("rn", rn)],
+        lambda model: _MaskedSet(model.image_size),
+        n=3,
+        target="label",
+    )
+    written = write_explain_run(run, tmp_path, save_maps=True)
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "explain.json").read_text())
+    assert summary["models"]["vit"]["targets"] == [0, 1, 0]
+    assert set(summary["models"]["rn"]["alignment"]) >= {"pixel_acc", "miou", "map", "ap"}
+    saved = np.load(tmp_path / "maps" / "vit" / "2.npy")
+    assert saved.shape == tiny_model.image_size and len(written) == 2 + 2 * 3
+
+
+def test_explain_command_and_bad_target(tmp_path):
+    from starft.cli.main import main
+
+    out = tmp_path / "x"
+    args = ["explain", "--model", "starft-tiny-vit", "--dataset", "synthetic", "--n", "2"]
+    assert main([*args, "--out", str(out), "--target", "text:a red star"]) == 0
+    assert (out / "grid.png").is_file() and (out / "explain.json").is_file()
+    assert main([*args, "--out", str(out), "--target", "labels"]) == 2

@@ -15,6 +15,7 @@ from starft.cli import (
     concepts,
     demo,
     evaluate,
+    explain,
     ls,
     pools,
     sandbox,
@@ -23,7 +24,19 @@ from starft.cli import (
 )
 from starft.errors import StarftError
 
-COMMANDS = (train, evaluate, wise_ft, ls, bench, sandbox, demo, ablate, pools, concepts)
+COMMANDS = (
+    train,
+    evaluate,
+    wise_ft,
+    explain,
+    ls,
+    bench,
+    sandbox,
+    demo,
+    ablate,
+    pools,
+    concepts,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

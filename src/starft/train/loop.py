@@ -282,7 +282,16 @@ class Trainer:
         optim = self.config.optim
         set_lr(
             self.optimizer,
-            lr_at(self.step, optim.lr, optim.warmup_steps, self.total_steps, optim.schedule),
+            lr_at(
+                self.step,
+                optim.lr,
+                optim.warmup_steps,
+                self.total_steps,
+                optim.schedule,
+                steps_per_epoch=self.steps_per_epoch,
+                step_gamma=optim.step_gamma,
+                step_epochs=optim.step_epochs,
+            ),
         )
         if optim.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
