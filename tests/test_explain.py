@@ -187,10 +187,9 @@ def test_masks_from_parts():
 class _MaskedSet:
     """Four random images with a left-half mask, in a dataset's shape."""
 
-    classnames = ["star", "circle"]
-    templates = ["a photo of a {}."]
-
     def __init__(self, size):
+        self.classnames = ["star", "circle"]
+        self.templates = ["a photo of a {}."]
         g = torch.Generator().manual_seed(0)
         self.images = torch.randn(4, 3, *size, generator=g)
         self.labels = [0, 1, 0, 1]
