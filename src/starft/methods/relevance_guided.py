@@ -90,6 +90,11 @@ class RobustViT(FLYP):
         return mask.float()
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
+        # The relevance is a gradient: it needs autograd even where the caller disabled it.
+        with torch.enable_grad():
+            return self._forward(batch, step)
+
+    def _forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         config = self.config
         images, labels = batch["image"], batch["label"]
         mask = self.batch_mask(batch)
