@@ -170,7 +170,7 @@ class RobustViTConfig(FLYPConfig):
     The FLYP fields (templates, captions, logit-scale clamp, freeze_text) apply with base=flyp.
     """
 
-    lambda_align: Annotated[float, "weight of the alignment loss (released 0.8)"] = 0.8
+    lambda_align: Annotated[float, "weight of the alignment loss, base=none (released 0.8)"] = 0.8
     lambda_acc: Annotated[float, "weight of CE(z/T, argmax z), base=none (released 0.2)"] = 0.2
     lambda_background: Annotated[
         float, "weight of the term outside the mask, R⊙(1−M) -> 0 (released 2)"
