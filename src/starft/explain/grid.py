@@ -22,9 +22,11 @@ def write_grid(
     maps: dict[str, np.ndarray],
     masks: np.ndarray | None = None,
     row_labels: Sequence[str] | None = None,
+    captions: dict[str, Sequence[str]] | None = None,
 ) -> Path:
     """``images`` ``[N, H, W, 3]`` in [0, 1]; ``maps[label]`` ``[N, H, W]`` in [0, 1] (same H, W
-    after resizing by the caller); ``masks`` ``[N, H, W]`` or None. Returns the PNG path."""
+    after resizing by the caller); ``masks`` ``[N, H, W]`` or None; ``captions[label]`` a line
+    under each of that model's panels (e.g. its prediction). Returns the PNG path."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -50,6 +52,9 @@ def write_grid(
                 ax.set_title(columns[c], fontsize=8)
             if c == 0 and row_labels is not None:
                 ax.set_ylabel(row_labels[r], fontsize=7)
+            label = columns[c]
+            if captions is not None and label in maps and label in captions:
+                ax.set_xlabel(captions[label][r], fontsize=7)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(path, buffer.getvalue())

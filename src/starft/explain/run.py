@@ -150,7 +150,12 @@ def write_explain_run(run: ExplainRun, out: str | Path, save_maps: bool = False)
     first_masks = run.models[0].masks
     masks = None if first_masks is None else _resize(first_masks.clamp(0, 1), size)
     rows = [run.classnames[y] for y in run.labels]
-    written = [write_grid(out / "grid.png", run.images, maps, masks, rows)]
+    captions = None
+    if not run.target.startswith(TEXT_PREFIX):
+        captions = {
+            m.label: [f"pred: {run.classnames[p]}" for p in m.predictions] for m in run.models
+        }
+    written = [write_grid(out / "grid.png", run.images, maps, masks, rows, captions)]
     summary = {
         "target": run.target,
         "indices": run.indices,
