@@ -62,7 +62,9 @@ def test_freeze_text_trains_the_image_tower_and_the_scale_only():
         changed = not torch.equal(param, before[name])
         if name in text_names:
             assert not changed and param.grad is None, name
-    assert any(not torch.equal(p, before[n]) for n, p in method.named_parameters() if "visual" in n)
+    assert any(
+        not torch.equal(p, before[n]) for n, p in method.named_parameters() if "visual" in n
+    )
 
 
 @pytest.mark.parametrize("model", sorted(RECIPES))
