@@ -96,13 +96,20 @@ METHOD_CASES: dict[str, tuple[str, list[str], dict[str, Any]]] = {
     "carot": ("carot", THREE_TEMPLATES, {"lambda_cross": 0.05}),
     # Random texts drawn from the step's generator: identical on every rank.
     "lipsum": ("lipsum", ONE_TEMPLATE, {"num_texts": 16}),
+    # Relevance maps from autograd.grad inside the DDP-wrapped forward; per-pixel mean losses.
+    # (Not CFT: its BCE charges 100 for a pixel at exactly 1 outside the mask and ~16 at 1 − 6e-8,
+    # and rounding-level differences between batch sizes decide which tied pixels hit 1.0.)
+    "robustvit": ("robustvit", THREE_TEMPLATES, {}),
+    "robustvit_on_flyp": ("robustvit", ONE_TEMPLATE, {"base": "flyp"}),
 }
 
 
 def method_batch() -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(GLOBAL_BATCH, 3, 32, 32, generator=generator)
-    return {"image": images, "label": torch.tensor(METHOD_LABELS)}
+    mask = torch.zeros(GLOBAL_BATCH, 32, 32)
+    mask[:, 8:24, 4:20] = 1  # read by the relevance-guided methods only
+    return {"image": images, "label": torch.tensor(METHOD_LABELS), "mask": mask}
 
 
 def local_rows(batch: dict[str, torch.Tensor], rank: int, world_size: int) -> dict[str, Any]:

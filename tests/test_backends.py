@@ -258,7 +258,9 @@ def test_every_method_takes_a_step_on_every_backend(name, kind, load):
     params = dict(method.trainable_named_parameters())
     before = {k: v.detach().clone() for k, v in params.items()}
     data = _Tensors(8, seed=2)
-    batch = {"image": data.x, "label": data.y}
+    mask = torch.zeros(data.x.shape[0], *data.x.shape[-2:])
+    mask[:, : data.x.shape[-2] // 2] = 1  # read by the relevance-guided methods
+    batch = {"image": data.x, "label": data.y, "mask": mask}
     if method.trains_by_gradient:
         method.train()
         optimizer = build_optimizer(method.trainable_named_parameters(), OptimConfig(lr=1e-3))

@@ -45,6 +45,7 @@ REGULARISERS = {
     "carft": "context_kl",
     "carot": "self_distillation",
     "lipsum": "energy_gap",
+    "robustvit": "alignment",
 }
 LOCAL_BATCH = GLOBAL_BATCH // WORLD_SIZE
 

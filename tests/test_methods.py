@@ -37,9 +37,12 @@ def move_student(method, scale=0.05):
 
 def batch(n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(n, 32, 32)
+    mask[:, 8:24, 8:24] = 1  # relevance-guided methods (robustvit, cft) read a foreground mask
     return {
         "image": torch.randn(n, 3, 32, 32, generator=g),
         "label": torch.tensor([i % len(CLASSES) for i in range(n)]),
+        "mask": mask,
     }
 
 

@@ -65,6 +65,10 @@ def test_learning_rate_schedule():
     assert lr_at(4, 1.0, 4, 20, "cosine") == pytest.approx(1.0)
     assert lr_at(12, 1.0, 4, 20, "cosine") == pytest.approx(0.5)
     assert lr_at(19, 1.0, 4, 20, "constant") == 1.0
+    # step: 0.85^(epoch // 2) with 5 steps per epoch, no warmup
+    assert lr_at(9, 1.0, 0, 50, "step", steps_per_epoch=5) == 1.0  # epoch 1
+    assert lr_at(10, 1.0, 0, 50, "step", steps_per_epoch=5) == pytest.approx(0.85)  # epoch 2
+    assert lr_at(49, 1.0, 0, 50, "step", steps_per_epoch=5) == pytest.approx(0.85**4)
 
 
 class Crash(Exception):

@@ -83,6 +83,11 @@ def run_bench(config: BenchConfig, method_params: dict[str, Any] | None = None) 
         }
         for _ in range(config.num_batches)
     ]
+    if "mask" in getattr(type(method), "data_keys", ()):
+        for batch in batches:  # relevance-guided methods (robustvit, cft): a centre square
+            mask = torch.zeros(config.batch_size, height, width, device=device)
+            mask[:, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 1
+            batch["mask"] = mask
     total = config.warmup + config.steps
 
     def step_info(step: int) -> StepInfo:

@@ -28,6 +28,8 @@ T = TypeVar("T")
 OnBadImage = Literal["error", "skip"]
 #: The validation metric that picks ``best/``.
 SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
+#: Learning-rate schedules after warmup (``starft.train.optim.lr_at``).
+Schedule = Literal["cosine", "constant", "step"]
 
 
 @dataclass
@@ -75,7 +77,11 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW + linear warmup + cosine decay (paper: lr 1e-5, wd 0.1, 500 warmup, 10 epochs)."""
+    """AdamW + linear warmup + cosine decay (paper: lr 1e-5, wd 0.1, 500 warmup, 10 epochs).
+
+    ``schedule``: ``cosine``, ``constant`` or ``step`` (``lr·step_gamma^(epoch // step_epochs)``,
+    RobustViT's and CFT's ``lr·0.85^(epoch//2)``).
+    """
 
     lr: float = 1e-5
     weight_decay: float = 0.1
@@ -84,7 +90,9 @@ class OptimConfig:
     eps: float = 1e-8
     epochs: int = 10
     warmup_steps: int = 500
-    schedule: str = "cosine"
+    schedule: Schedule = "cosine"
+    step_gamma: float = 0.85
+    step_epochs: int = 2
     exclude_from_weight_decay: bool = True
     grad_clip: float | None = None
     accum_steps: int = 1

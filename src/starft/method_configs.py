@@ -26,6 +26,10 @@ from starft.registry import Registry
 TemplateMode = Literal["random", "fixed"]
 Suffix = Literal["spurious", "random", "none"]
 Decay = Literal["auto", "epoch", "step", "none"]
+RelevanceMethod = Literal["auto", "rollout", "gradcam"]
+RelevanceTarget = Literal["label", "pred"]
+RelevanceBase = Literal["none", "flyp"]
+MaskSource = Literal["mask", "parts"]
 
 DEFAULT_L2_GRID = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -159,6 +163,66 @@ class CaRotConfig(FLYPConfig):
             _within(self, name, 0.0, 1.0)
 
 
+@dataclass
+class RobustViTConfig(FLYPConfig):
+    """RobustViT: align relevance maps with foreground masks (MSE terms), released defaults.
+
+    The FLYP fields (templates, captions, logit-scale clamp, freeze_text) apply with base=flyp.
+    """
+
+    lambda_align: Annotated[float, "weight of the alignment loss, base=none (released 0.8)"] = 0.8
+    lambda_acc: Annotated[float, "weight of CE(z/T, argmax z), base=none (released 0.2)"] = 0.2
+    lambda_background: Annotated[
+        float, "weight of the term outside the mask, R⊙(1−M) -> 0 (released 2)"
+    ] = 2.0
+    lambda_foreground: Annotated[
+        float, "weight of the term inside the mask, R⊙M -> M (released 0.3)"
+    ] = 0.3
+    temperature: Annotated[float, "T of the confidence term CE(z/T, argmax z)"] = 1.0
+    target: Annotated[
+        RelevanceTarget, "class whose zero-shot logit is explained: label (released) or pred"
+    ] = "label"
+    relevance: Annotated[RelevanceMethod, "auto: attention rollout for ViTs, Grad-CAM for CNNs"] = (
+        "auto"
+    )
+    stage: Annotated[int | None, "Grad-CAM stage (None: last with a grid >= 7x7)"] = None
+    create_graph: Annotated[
+        bool, "differentiate through the gradient factor too (the releases keep it constant)"
+    ] = False
+    base: Annotated[
+        RelevanceBase,
+        "none: the released loss, image tower only; flyp: FLYP + regularizer_weight·alignment",
+    ] = "none"
+    regularizer_weight: Annotated[float, "weight of the alignment term on top of FLYP"] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in (
+            "lambda_align",
+            "lambda_acc",
+            "lambda_background",
+            "lambda_foreground",
+            "regularizer_weight",
+        ):
+            _at_least(self, name, 0.0)
+        _at_least(self, "temperature", 0.0, strict=True)
+
+
+@dataclass
+class CFTConfig(RobustViTConfig):
+    """CFT: align relevance maps with (weighted) concept masks (BCE terms), released defaults."""
+
+    lambda_background: Annotated[
+        float, "weight of the context term, R⊙(1−M) -> 0 (released lambda_ctx 1.2)"
+    ] = 1.2
+    lambda_foreground: Annotated[
+        float, "weight of the concept term, R⊙M -> M (released lambda_concept 0.5)"
+    ] = 0.5
+    masks: Annotated[
+        MaskSource, "mask: the sample's mask; parts: max_p(w_p·part_p) / max_p w_p"
+    ] = "mask"
+
+
 # -- cross-entropy methods ----------------------------------------------------------------------
 @dataclass
 class FTConfig(MethodConfig):
@@ -273,6 +337,18 @@ METHOD_TABLE: tuple[tuple[str, str, type[MethodConfig], str], ...] = (
         "starft.methods.starft:StarFT",
         StarFTConfig,
         "FLYP + KL alignment on spurious captions to the zero-shot model",
+    ),
+    (
+        "robustvit",
+        "starft.methods.relevance_guided:RobustViT",
+        RobustViTConfig,
+        "align relevance maps with foreground masks, MSE terms (RobustViT)",
+    ),
+    (
+        "cft",
+        "starft.methods.relevance_guided:CFT",
+        CFTConfig,
+        "align relevance maps with concept masks, BCE terms (CFT)",
     ),
     (
         "carft",

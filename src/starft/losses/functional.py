@@ -331,3 +331,84 @@ def region_text_losses_local(
     if reduction == "mean":
         factor = factor / count
     return loss_r * factor, loss_a * factor
+
+
+def confidence_cross_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """``CE(z/T, argmax z)``: cross-entropy against the model's own prediction (RobustViT, CFT).
+
+    Keeps the fine-tuned model confident in what it predicts while its relevance moves; the
+    target is the argmax of the undivided logits, taken without gradient.
+    """
+    target = logits.detach().argmax(dim=1)
+    return F.cross_entropy(logits / temperature, target)
+
+
+def relevance_mse_terms(relevance: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """RobustViT's terms: ``(MSE(R⊙(1−M), 0), MSE(R⊙M, M))``, mean over every pixel."""
+    background = F.mse_loss(relevance * (1 - mask), torch.zeros_like(relevance))
+    foreground = F.mse_loss(relevance * mask, mask)
+    return background, foreground
+
+
+def _clamped_log(x: Tensor) -> Tensor:
+    """``max(log x, −100)`` with the derivative of that clamped function (0 where x = 0)."""
+    positive = x > 0
+    safe = torch.where(positive, x, torch.ones_like(x))
+    return torch.where(positive, safe.log().clamp(min=-100.0), torch.full_like(x, -100.0))
+
+
+def binary_cross_entropy_clamped(inputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean ``−[y·log x + (1−y)·log(1−x)]`` with each log clamped at −100: the values of
+    ``F.binary_cross_entropy``, differentiable where it is not.
+
+    At ``x`` exactly 0 or 1 torch's backward divides by ``max(x(1−x), 1e-12)`` and returns
+    ±1e12 per pixel although the clamped loss is flat there; min-maxed relevance maps always have
+    such pixels, and those huge, mostly cancelling terms drown the gradient in rounding noise. This
+    returns the derivative of the clamped loss (0 at those pixels) and the same values.
+    """
+    inputs, targets = inputs.float(), targets.float()
+    losses = -(targets * _clamped_log(inputs) + (1 - targets) * _clamped_log(1 - inputs))
+    return losses.mean()
+
+
+def relevance_bce_terms(relevance: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """CFT's terms: ``(BCE(R⊙(1−M), 0), BCE(R⊙M, M))``, mean over every pixel.
+
+    ``relevance`` and ``mask`` lie in [0, 1]; computed in float32 with
+    :func:`binary_cross_entropy_clamped` (the values of torch's BCE, a usable gradient).
+    """
+    context = binary_cross_entropy_clamped(relevance * (1 - mask), torch.zeros_like(relevance))
+    concept = binary_cross_entropy_clamped(relevance * mask, mask)
+    return context, concept
+
+
+def robustvit_loss(
+    relevance: Tensor,
+    mask: Tensor,
+    logits: Tensor,
+    lambda_background: float = 2.0,
+    lambda_foreground: float = 0.3,
+    lambda_align: float = 0.8,
+    lambda_acc: float = 0.2,
+    temperature: float = 1.0,
+) -> Tensor:
+    """``0.8·[2·MSE(R⊙(1−M), 0) + 0.3·MSE(R⊙M, M)] + 0.2·CE(z/T, argmax z)`` (as released)."""
+    background, foreground = relevance_mse_terms(relevance, mask)
+    alignment = lambda_background * background + lambda_foreground * foreground
+    return lambda_align * alignment + lambda_acc * confidence_cross_entropy(logits, temperature)
+
+
+def cft_loss(
+    relevance: Tensor,
+    mask: Tensor,
+    logits: Tensor,
+    lambda_context: float = 1.2,
+    lambda_concept: float = 0.5,
+    lambda_align: float = 0.8,
+    lambda_acc: float = 0.2,
+    temperature: float = 1.0,
+) -> Tensor:
+    """``0.8·[1.2·BCE(R⊙(1−M), 0) + 0.5·BCE(R⊙M, M)] + 0.2·CE(z/T, argmax z)`` (as released)."""
+    context, concept = relevance_bce_terms(relevance, mask)
+    alignment = lambda_context * context + lambda_concept * concept
+    return lambda_align * alignment + lambda_acc * confidence_cross_entropy(logits, temperature)

@@ -1,4 +1,4 @@
-"""AdamW with weight-decay exclusion, and the warmup + cosine learning-rate schedule.
+"""AdamW with weight-decay exclusion, and the warmup + cosine / constant / step lr schedules.
 
 The schedule is a pure function of the step (``lr_at``), set on the optimiser before each update,
 so a resumed run needs no scheduler state.
@@ -15,7 +15,7 @@ from torch import nn
 from starft.config import OptimConfig
 from starft.errors import StarftError
 
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "step")
 # Warm-up takes at most this share of a run's optimiser steps. The paper's 500 steps are 2% of
 # an ImageNet run (10 epochs of 2500 steps) and the shipped recipes warm up over 12.5%; without a
 # cap, 500 steps would swallow a short run whole (lr never near its set value).
@@ -50,11 +50,23 @@ def build_optimizer(
     )
 
 
-def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, schedule: str) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): linear warmup, then cosine or constant.
+def lr_at(
+    step: int,
+    base_lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    schedule: str,
+    *,
+    steps_per_epoch: int = 1,
+    step_gamma: float = 0.85,
+    step_epochs: int = 2,
+) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warmup, then the schedule.
 
     Warmup matches FLYP's ``cosine_lr``: ``base_lr·(step+1)/warmup``; the cosine phase decays from
-    ``base_lr`` to 0 over the remaining ``total_steps − warmup`` steps.
+    ``base_lr`` to 0 over the remaining ``total_steps − warmup`` steps; ``step`` multiplies
+    ``base_lr`` by ``step_gamma`` every ``step_epochs`` epochs (RobustViT's and CFT's
+    ``lr·0.85^(epoch//2)``, set per epoch as they do).
     """
     if schedule not in SCHEDULES:
         raise StarftError(f"optim.schedule must be one of {SCHEDULES}, got '{schedule}'")
@@ -62,6 +74,9 @@ def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int, schedu
         return base_lr * (step + 1) / warmup_steps
     if schedule == "constant":
         return base_lr
+    if schedule == "step":
+        epoch = step // max(steps_per_epoch, 1)
+        return base_lr * step_gamma ** (epoch // max(step_epochs, 1))
     decay_steps = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / decay_steps)
     return 0.5 * (1.0 + math.cos(math.pi * progress)) * base_lr

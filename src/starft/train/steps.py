@@ -163,7 +163,16 @@ class StepLoop:
         optim = self.config.optim
         set_lr(
             self.optimizer,
-            lr_at(self.step, optim.lr, self.warmup_steps, self.total_steps, optim.schedule),
+            lr_at(
+                self.step,
+                optim.lr,
+                self.warmup_steps,
+                self.total_steps,
+                optim.schedule,
+                steps_per_epoch=self.steps_per_epoch,
+                step_gamma=optim.step_gamma,
+                step_epochs=optim.step_epochs,
+            ),
         )
         params = [p for _, p in self.method.trainable_named_parameters()]
         norm = None
