@@ -202,7 +202,11 @@ def test_method_under_ddp_matches_single_process(method_runs, case):
             assert ddp_grads[name] is None, name
             continue
         assert ddp_grads[name] is not None, name
-        assert_close_named(ddp_grads[name], param.grad, name, atol=1e-6, rtol=1e-4)
+        # Summation order differs between one process and two (all-reduce): the float32 noise
+        # grows with the gradient's scale, while a real error (a missing gather, a wrong
+        # normalisation) is of the gradient's own size, orders of magnitude above this bound.
+        noise = 1e-5 * max(1.0, float(param.grad.abs().max()))
+        assert_close_named(ddp_grads[name], param.grad, name, atol=noise, rtol=1e-4)
         worst = max(worst, (max_abs_diff(ddp_grads[name], param.grad), name))
     print(f"{case}: max |DDP grad - single grad| = {worst[0]:.2e} ({worst[1]})")
 
