@@ -178,7 +178,7 @@ def test_paper_preset_trains_on_the_released_captions_and_settings(preset, tmp_p
     batch = {"label": torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])}
     captions = method.class_captions(batch, StepInfo.at(0, total_steps=1000))
     print(f"{preset.name}: first captions {captions[:4]}")
-    # DESIGN-free restatement of the releases (docs/methods.md): AdamW lr 1e-5, wd 0.1,
+    # A restatement of the releases (docs/methods.md): AdamW lr 1e-5, wd 0.1,
     # global batch 512 = 8 x 64, 10 epochs, 500 warm-up steps, cosine, fp32, no clamp.
     optim = config.optim
     assert (optim.lr, optim.weight_decay, optim.epochs, optim.warmup_steps) == (

@@ -2,7 +2,7 @@
 
 Two gloo processes on the CPU (spawned by :func:`_ddp_workers.launch`, which sets the torchrun
 variables inside the workers only) are compared with a single process over the global batch run
-here, in the test process, where ``WORLD_SIZE`` is never set. DESIGN §2: contrastive and Star
+here, in the test process, where ``WORLD_SIZE`` is never set. By design, contrastive and Star
 terms use *local loss + all_gather with gradients*, so that the mean over ranks of the local losses
 is the global loss and DDP's averaged gradients are the global loss's gradients; and the loop
 builds global batches and draws per-step randomness so that 2 ranks x batch B train exactly like

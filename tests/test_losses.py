@@ -30,7 +30,7 @@ def softmax(xs):
 
 
 def reference_star(x, w, x0, w0, labels, s, mask=True):
-    """DESIGN §3 written out with Python floats: mean over rows of KL(teacher ‖ student)."""
+    """The Star term written out with Python floats: mean over rows of KL(teacher ‖ student)."""
     n = len(x)
     total = 0.0
     for i in range(n):

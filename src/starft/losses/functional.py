@@ -1,6 +1,6 @@
 """Pure tensor loss functions: drop them into any training loop.
 
-Conventions (DESIGN §3): features are L2-normalised; ``logit_scale`` is the *multiplier* s (already
+Conventions: features are L2-normalised; ``logit_scale`` is the *multiplier* s (already
 exponentiated), as in open_clip's ``ClipLoss``. Each public function has a ``*_local`` sibling that
 computes the loss for the local rows of a batch whose columns span the global (all-rank) batch:
 with one process the two are identical, and under DDP the mean over ranks of the local losses is the
@@ -113,7 +113,7 @@ def star_regularization_local(
     return kl_rows.sum() / max(z.shape[0], 1)
 
 
-# -- CAR-FT, CaRot, Lipsum-FT (DESIGN §3) -------------------------------------------------------
+# -- CAR-FT, CaRot, Lipsum-FT (docs/methods.md) ------------------------------------------------
 def context_kl(
     image_features: Tensor,
     teacher_image_features: Tensor,

@@ -2,7 +2,7 @@
 
 FT (image tower + zero-shot-initialised linear head, cross-entropy) plus a KL term that keeps the
 fine-tuned image features' distribution over *contexts* where the zero-shot model had it
-(DESIGN §3)::
+(docs/methods.md)::
 
     L = CE + β · (1/N) Σ_i KL(p_ctx(θ0; x_i) ‖ p_ctx(θ; x_i)),   p_ctx = softmax(s0 · f(x) W_ctxᵀ)
 

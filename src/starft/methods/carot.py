@@ -1,6 +1,6 @@
 """CaRot: calibrated robust fine-tuning (Oh et al., NeurIPS 2024; repo MLAI-Yonsei/CaRot).
 
-FLYP's contrastive loss plus two regularisers (DESIGN §3):
+FLYP's contrastive loss plus two regularisers (docs/methods.md):
 
 - orthogonality of the visual projection, ``λ_OC·‖W_vᵀW_v − I‖_F`` (``W_v`` found by module type
   through :func:`starft.models.projections.visual_projection`);

@@ -2,7 +2,7 @@
 
 FT (image tower + zero-shot-initialised linear head, cross-entropy) plus an energy-gap term that
 keeps the fine-tuned image features' inner products with *random texts* where the zero-shot
-model had them (DESIGN §3)::
+model had them (docs/methods.md)::
 
     L = CE + λ · (1/N) Σ_i (1/2K) ‖s0·f_θ(x_i)Tᵀ − s0·f_θ0(x_i)Tᵀ‖²
 
