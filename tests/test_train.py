@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from starft.config import load_train_config
+from _run_configs import tiny_run_config
 from starft.errors import StarftError
 from starft.eval import load_result
 from starft.train import Trainer, fit
@@ -18,20 +18,7 @@ from starft.train.optim import lr_at
 
 
 def config(tmp_path, *overrides, name="run"):
-    base = [
-        "method.name=starft",
-        "data.dataset=synthetic",
-        "data.train={num_classes: 4, num_samples: 64, seed: 0}",
-        "data.batch_size=16",
-        "optim.epochs=2",
-        "optim.warmup_steps=1",
-        "optim.lr=1e-3",
-        "log.progress=false",
-        "log.tensorboard=false",
-        "log.every_steps=1",
-        f"out_dir={tmp_path / name}",
-    ]
-    return load_train_config(None, base + list(overrides))
+    return tiny_run_config(tmp_path, "starft", *overrides, name=name)
 
 
 def weights(run_dir):

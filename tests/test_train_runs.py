@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _run_configs import tiny_run_config
 from starft.cli.main import main
-from starft.config import load_train_config
 from starft.errors import StarftError
 from starft.train import Trainer, fit
 from starft.train.checkpoint import load_checkpoint
@@ -23,20 +23,7 @@ from starft.utils import io as starft_io
 
 
 def config(tmp_path, *overrides, name="run"):
-    base = [
-        "method.name=flyp",
-        "data.dataset=synthetic",
-        "data.train={num_classes: 4, num_samples: 64, seed: 0}",
-        "data.batch_size=16",
-        "optim.epochs=2",
-        "optim.warmup_steps=1",
-        "optim.lr=1e-3",
-        "log.progress=false",
-        "log.tensorboard=false",
-        "log.every_steps=1",
-        f"out_dir={tmp_path / name}",
-    ]
-    return load_train_config(None, base + list(overrides))
+    return tiny_run_config(tmp_path, "flyp", *overrides, name=name)
 
 
 def rows(run_dir):
