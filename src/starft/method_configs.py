@@ -93,6 +93,22 @@ class FLYPConfig(MethodConfig):
 
 
 @dataclass
+class FeatureDistillConfig(FLYPConfig):
+    """FLYP + cosine distillation of the image features from a frozen image teacher."""
+
+    teacher: Annotated[
+        str,
+        "the frozen image teacher: a model name or folder with the same embedding size and "
+        "preprocessing; empty: the zero-shot start of the model being trained",
+    ] = ""
+    distill_weight: Annotated[float, "weight of the distillation term mean(1 - cos)"] = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "distill_weight", 0.0)
+
+
+@dataclass
 class StarFTConfig(FLYPConfig):
     """StarFT: FLYP + λ·KL to the zero-shot model on spuriosity-injected captions."""
 
@@ -331,6 +347,12 @@ METHOD_TABLE: tuple[tuple[str, str, type[MethodConfig], str], ...] = (
         "starft.methods.lp:LPFT",
         LPConfig,
         "LP-FT: the linear probe of lp, then ft from that head",
+    ),
+    (
+        "flyp_distill",
+        "starft.methods.distill:FeatureDistill",
+        FeatureDistillConfig,
+        "FLYP + cosine distillation of image features from a frozen teacher",
     ),
     (
         "starft",

@@ -10,6 +10,7 @@ from starft.method_configs import (
     METHOD_TABLE,
     CarFTConfig,
     CaRotConfig,
+    FeatureDistillConfig,
     FLYPConfig,
     FTConfig,
     LipsumConfig,
@@ -21,6 +22,7 @@ from starft.method_configs import (
 from starft.methods.base import Method, PrepareContext, StepInfo, Task
 from starft.methods.carft import CarFT
 from starft.methods.carot import CaRot
+from starft.methods.distill import FeatureDistill
 from starft.methods.flyp import FLYP
 from starft.methods.ft import FT
 from starft.methods.lipsum import Lipsum
@@ -76,6 +78,8 @@ __all__ = [
     "CarFTConfig",
     "FLYPConfig",
     "FTConfig",
+    "FeatureDistill",
+    "FeatureDistillConfig",
     "LPConfig",
     "Lipsum",
     "LipsumConfig",
