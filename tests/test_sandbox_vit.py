@@ -69,3 +69,43 @@ def test_freeze_text_trains_the_image_tower_and_the_scale_only():
 def test_every_pretraining_recipe_loads(model):
     config = load_train_config(recipe_path(model))
     assert config.method["name"] == "flyp"
+
+
+def test_flyp_distill_term_is_the_mean_cosine_distance_to_the_named_teacher():
+    torch.manual_seed(0)
+    model = create_model("starft-sandbox-vit")
+    method = create_method(
+        "flyp_distill",
+        model,
+        Task(["star", "ring"], ["a photo of a {}."]),
+        {"teacher": "starft-sandbox-rn", "distill_weight": 3.0},
+    )
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    batch = {"image": images, "label": torch.tensor([0, 1, 0, 1])}
+    out = method(batch, StepInfo(0, 0, 1, 1, seeded_generator(0, 0)))
+    student = model.encode_image(images, normalize=True)
+    teacher = method.teacher.model.encode_image(images, normalize=True)
+    expected = (1 - torch.nn.functional.cosine_similarity(student, teacher)).mean()
+    assert out["distill"].item() > 0.1  # two unrelated random towers: far from the noise floor
+    assert torch.allclose(out["distill"], expected, rtol=1e-4)
+    assert torch.allclose(out["loss"], out["contrastive"] + 3.0 * out["distill"], rtol=1e-5)
+    trainable = {id(p) for _, p in method.trainable_named_parameters()}
+    assert not any(id(p) in trainable for p in method.teacher.parameters())
+
+
+def test_flyp_distill_without_a_teacher_starts_at_zero_distance():
+    torch.manual_seed(0)
+    method = create_method(
+        "flyp_distill", create_model("starft-tiny-vit"), Task(["a", "b"], ["{}"])
+    )
+    batch = {"image": torch.randn(2, 3, 32, 32), "label": torch.tensor([0, 1])}
+    out = method(batch, StepInfo(0, 0, 1, 1, seeded_generator(0, 0)))
+    assert out["distill"].abs().item() < 1e-5  # the teacher is the model's own starting point
+
+
+def test_flyp_distill_refuses_a_teacher_with_other_inputs():
+    model = create_model("starft-tiny-vit")  # 32 px
+    with pytest.raises(StarftError, match=r"method\.teacher 'starft-sandbox-rn'"):
+        create_method(
+            "flyp_distill", model, Task(["a", "b"], ["{}"]), {"teacher": "starft-sandbox-rn"}
+        )
