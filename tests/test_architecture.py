@@ -16,6 +16,7 @@ ALLOWED = {
     "explain": {"models", "data", "losses"},
     "methods": {"models", "data", "losses", "eval", "explain"},
     "eval": {"models", "data"},
+    "masks": {"data"},
     "train": {"models", "data", "methods", "eval", "losses"},
     "report": {"eval"},
     "demo": {"train", "eval", "report", "methods", "models", "data"},
