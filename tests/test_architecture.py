@@ -15,7 +15,7 @@ ALLOWED = {
     "losses": set(),
     "explain": {"models", "data", "losses"},
     "methods": {"models", "data", "losses", "eval", "explain"},
-    "eval": {"models", "data"},
+    "eval": {"models", "data", "explain"},
     "masks": {"data"},
     "train": {"models", "data", "methods", "eval", "losses"},
     "report": {"eval"},
