@@ -290,3 +290,70 @@ def save_tiny_sam(folder: str | Path, seed: int = 0) -> Path:
     SamModel(config).save_pretrained(str(folder))
     processor.save_pretrained(str(folder))
     return folder
+
+
+def save_tiny_grounding_dino(folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny GroundingDINO (Swin 2 stages, 1 encoder / 2 decoder layers) + processor.
+
+    Its tokenizer is a BERT WordPiece vocabulary of a few words (the test concepts).
+    """
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bird", "beak", "long", "neck"]
+    words += ["webbed", "feet"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    (folder / "vocab.txt").unlink()
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(
+            image_size=32,
+            patch_size=4,
+            embed_dim=8,
+            depths=[1, 1],
+            num_heads=[1, 1],
+            window_size=2,
+            out_features=["stage1", "stage2"],
+        ),
+        text_config=BertConfig(
+            vocab_size=len(words),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        d_model=32,  # GroupNorm(32, d_model)
+        encoder_layers=1,
+        decoder_layers=2,  # the box heads of decoder layers > 0 are tied to layer 0's
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=5,
+        num_feature_levels=2,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=16,
+        use_timm_backbone=False,
+        backbone=None,
+        use_pretrained_backbone=False,
+    )
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 32, "longest_edge": 48}),
+        tokenizer=tokenizer,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder

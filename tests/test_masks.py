@@ -177,6 +177,22 @@ def test_cli_end_to_end_with_tiny_random_owlv2_and_sam(tmp_path, capsys):
     assert "(0 built now, 2 from the cache)" in capsys.readouterr().out
 
 
+def test_grounding_dino_detector_gives_boxes_per_query_inside_the_image(tmp_path):
+    pytest.importorskip("transformers")
+    import torch
+
+    from _tiny_models import save_tiny_grounding_dino
+    from starft.masks import DetectionThresholds, load_detector
+
+    folder = save_tiny_grounding_dino(tmp_path / "gd")
+    detector = load_detector(folder, DetectionThresholds(box=0.0, text=0.0), torch.device("cpu"))
+    image = Image.new("RGB", (W, H))
+    boxes = detector.detect(image, ["bird beak", "long neck"])
+    assert len(boxes) == 2 and all(boxes)  # threshold 0: every query gets its boxes
+    for x1, y1, x2, y2 in (b for found in boxes for b in found):
+        assert 0 <= x1 < x2 <= W and 0 <= y1 < y2 <= H
+
+
 def test_cli_rejects_a_folder_without_a_model(tmp_path):
     from starft.cli.main import main
 
