@@ -6,6 +6,8 @@
   start token, like SigLIP's) and an image processor.
 * ``fake_hub_cache(cache, repo_id, model)``: a starft open_clip model placed in a Hugging Face cache
   laid out as ``huggingface_hub`` writes it (``models--ORG--NAME/{refs,snapshots}``).
+* ``save_tiny_owlv2(folder)`` / ``save_tiny_sam(folder)``: a random open-vocabulary detector and a
+  promptable segmenter for ``starft masks build``.
 """
 
 from __future__ import annotations
@@ -205,3 +207,153 @@ def fake_hub_cache(cache: str | Path, repo_id: str, model) -> Path:
     snapshot = repo / "snapshots" / commit
     save_model(model, snapshot)
     return snapshot
+
+
+def save_tiny_owlv2(folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny OWLv2 detector + processor (32 px, 4x4 patches) in ``folder``.
+
+    The box head's last layer is zeroed so every box is its patch's prior box (inside the
+    image); scores stay random. Tests the path, not detection quality.
+    """
+    import torch
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = _clip_tokenizer(folder)
+    tokenizer.pad_token = "!"
+    tokenizer.model_max_length = 16
+    tiny = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    config = Owlv2Config(
+        text_config=dict(vocab_size=len(tokenizer), max_position_embeddings=16, **tiny),
+        vision_config=dict(image_size=32, patch_size=8, **tiny),
+        projection_dim=16,
+    )
+    model = Owlv2ForObjectDetection(config)
+    with torch.no_grad():
+        model.box_head.dense2.weight.zero_()
+        model.box_head.dense2.bias.zero_()
+    processor = Owlv2Processor(
+        image_processor=Owlv2ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_sam(folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny SAM (64 px input, 16 px low-resolution masks) + processor in ``folder``."""
+    import torch
+    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    config = SamConfig(
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=16,
+            output_channels=8,
+            global_attn_indexes=[0],
+            mlp_dim=32,
+            window_size=2,
+            num_pos_feats=4,
+        ),
+        prompt_encoder_config=dict(
+            hidden_size=8, image_size=64, patch_size=16, mask_input_channels=4
+        ),
+        mask_decoder_config=dict(
+            hidden_size=8,
+            mlp_dim=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            iou_head_hidden_dim=8,
+        ),
+    )
+    processor = SamProcessor(
+        image_processor=SamImageProcessor(
+            size={"longest_edge": 64},
+            pad_size={"height": 64, "width": 64},
+            mask_size={"longest_edge": 16},
+            mask_pad_size={"height": 16, "width": 16},
+        )
+    )
+    SamModel(config).save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_grounding_dino(folder: str | Path, seed: int = 0) -> Path:
+    """A random tiny GroundingDINO (Swin 2 stages, 1 encoder / 2 decoder layers) + processor.
+
+    Its tokenizer is a BERT WordPiece vocabulary of a few words (the test concepts).
+    """
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bird", "beak", "long", "neck"]
+    words += ["webbed", "feet"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    (folder / "vocab.txt").unlink()
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(
+            image_size=32,
+            patch_size=4,
+            embed_dim=8,
+            depths=[1, 1],
+            num_heads=[1, 1],
+            window_size=2,
+            out_features=["stage1", "stage2"],
+        ),
+        text_config=BertConfig(
+            vocab_size=len(words),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=32,
+        ),
+        d_model=32,  # GroupNorm(32, d_model)
+        encoder_layers=1,
+        decoder_layers=2,  # the box heads of decoder layers > 0 are tied to layer 0's
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=5,
+        num_feature_levels=2,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=16,
+        use_timm_backbone=False,
+        backbone=None,
+        use_pretrained_backbone=False,
+    )
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 32, "longest_edge": 48}),
+        tokenizer=tokenizer,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return folder

@@ -36,7 +36,6 @@ PRESETS = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
         ("method.mask_same_class=maybe", "method.mask_same_class: expected true or false"),
         ("method.random_suffix_words=0", "method.random_suffix_words must be >= 1"),
         ("method.name=starfft", "unknown method 'starfft' (known: carft, carot, cft, flyp"),
-        ("select_by=accuracy", "select_by: expected one of top1, worst_group_acc, avg_group_acc"),
         ("data.on_bad_image=ignore", "data.on_bad_image: expected one of error, skip"),
     ],
 )

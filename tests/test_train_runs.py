@@ -143,6 +143,29 @@ def test_a_nonfinite_validation_score_is_never_selected(tmp_path, monkeypatch, c
     )
 
 
+def test_select_by_a_lower_is_better_metric_keeps_the_lowest(tmp_path, monkeypatch):
+    """select_by=nll (the validation loss) keeps the epoch with the lowest value."""
+    original = Trainer._evaluate
+
+    def nll_rises(self):
+        metrics, per_group, predictions = original(self)
+        return {**metrics, "nll": [0.5, 0.9][self.epoch - 1]}, per_group, predictions
+
+    monkeypatch.setattr(Trainer, "_evaluate", nll_rises)
+    result = fit(config(tmp_path, "select_by=nll", "data.val={num_classes: 4, num_samples: 16}"))
+    assert [h["nll"] for h in result.history] == [0.5, 0.9]
+    assert result.best_metric == 0.5
+
+
+@pytest.mark.parametrize("name", ["accuracy", "miou"])
+def test_select_by_needs_a_metric_of_the_predictions(tmp_path, name):
+    with pytest.raises(
+        StarftError, match=f"select_by must be a metric of the predictions .*'{name}'"
+    ):
+        fit(config(tmp_path, f"select_by={name}"))
+    assert not (tmp_path / "run").exists()
+
+
 # -- reusing a run folder -----------------------------------------------------------------------
 def test_reusing_a_run_folder_needs_resume_or_overwrite(tmp_path):
     fit(config(tmp_path, "optim.epochs=1"))

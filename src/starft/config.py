@@ -27,7 +27,6 @@ T = TypeVar("T")
 #: What ``on_bad_image`` accepts: stop at an unreadable image, or skip it (with a count).
 OnBadImage = Literal["error", "skip"]
 #: The validation metric that picks ``best/``.
-SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
 #: Learning-rate schedules after warmup (``starft.train.optim.lr_at``).
 Schedule = Literal["cosine", "constant", "step"]
 
@@ -123,7 +122,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     checkpoint_every_steps: int = 0
-    select_by: SelectBy = "top1"
+    #: a registered metric of the validation set; lower-is-better ones (``nll``, the validation
+    #: loss) are minimised. Checked against the metric registry when the run is set up.
+    select_by: str = "top1"
     save_predictions: bool = False
 
 

@@ -18,6 +18,7 @@ from starft.cli import (
     evaluate,
     explain,
     ls,
+    masks,
     pools,
     report,
     sandbox,
@@ -39,6 +40,7 @@ COMMANDS = (
     report,
     pools,
     concepts,
+    masks,
     discover,
 )
 

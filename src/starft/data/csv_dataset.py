@@ -229,6 +229,8 @@ class CsvDataset(ClassificationDataset):
                 table.check_below(group_key, groups, group_names, "group")
 
         root = self.path.parent if root is None else Path(root)
+        #: the folder image paths are relative to (mask folders mirror the layout below it)
+        self.root = root
         image_paths = []
         for row, name in enumerate(table.text(image_key)):
             if not name.strip():

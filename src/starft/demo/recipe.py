@@ -16,7 +16,7 @@ from typing import Any
 
 from starft.config import TrainConfig, apply_overrides, build_dataclass, load_yaml
 from starft.errors import StarftError
-from starft.eval.suites import AXES, SuiteEntry, parse_entries
+from starft.eval.suites import ACCURACY_AXES, AXES, SuiteEntry, parse_entries
 
 RECIPE = "recipes/sandbox_demo.yaml"
 ZEROSHOT = "zeroshot"
@@ -28,7 +28,7 @@ SUMMARY_KEYS = (
     "ood_avg_acc",
     "zeroshot_transfer_acc",
 )
-# Every evaluation axis (starft.eval.suites.AXES) needs at least one set so that the summary's
+# Every accuracy axis (starft.eval.suites.ACCURACY_AXES) needs at least one set so the summary's
 # five numbers always exist.
 _TOP_KEYS = {
     "extends",
@@ -245,7 +245,7 @@ def _eval_sets(data: Any, where: str) -> list[SuiteEntry]:
                 f"{', '.join(AXES)}"
             )
     present = {s.axis for s in sets}
-    missing = [axis for axis in AXES if axis not in present]
+    missing = [axis for axis in ACCURACY_AXES if axis not in present]
     if missing:
         raise StarftError(f"demo recipe {where}: no evaluation set for axis '{missing[0]}'")
     groups = [s.label for s in sets if s.axis == "group"]

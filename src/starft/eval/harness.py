@@ -27,7 +27,9 @@ from torch.utils.data import Dataset
 from starft.data import DatasetNotFoundError, create_dataset
 from starft.data.label_space import ClassProjection, resolve_projection
 from starft.errors import StarftError
+from starft.eval.alignment import alignment_of
 from starft.eval.evaluate import evaluate
+from starft.eval.metric_registry import METRICS, MetricInput
 from starft.eval.predict import Predictions
 from starft.eval.projection import ProjectedClassifier
 from starft.eval.results import build_result, result_filename, write_result
@@ -222,6 +224,10 @@ def evaluate_entries(
             progress=progress,
             autocast_dtype=autocast_dtype,
         )
+        if entry.axis == "alignment":
+            metrics.update(
+                _alignment_metrics(subject, dataset, predictions, entry, device, batch_size)
+            )
         space = None if projection is None else projection.space
         outcome = EntryOutcome(
             entry, "ok", metrics, per_group, predictions, dataset_args=args, projection=space
@@ -229,6 +235,27 @@ def evaluate_entries(
         outcome.minority_groups = _minority_names(dataset)
         outcomes.append(outcome)
     return outcomes
+
+
+def _alignment_metrics(
+    subject: Subject,
+    dataset: Any,
+    predictions: Predictions,
+    entry: SuiteEntry,
+    device: torch.device,
+    batch_size: int,
+) -> dict[str, Any]:
+    """The relevance metrics of an ``alignment`` entry (maps of the true label vs masks)."""
+    classifier = subject.classifier(dataset, None, device)
+    values = alignment_of(
+        classifier, dataset, where=f"entry {entry.label}", device=device, batch_size=batch_size
+    )
+    data = MetricInput(predictions.logits, predictions.labels, alignment=values)
+    out: dict[str, Any] = {
+        e.name: e.obj.fn(data) for e in METRICS.in_order() if e.obj.needs_relevance
+    }
+    out["n_alignment_images"] = values["n_images"]
+    return out
 
 
 def _minority_names(dataset: Any) -> list[str] | None:

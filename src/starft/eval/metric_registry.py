@@ -5,7 +5,7 @@ tables and plot axes), a short column title (paper-style suite tables), how its 
 whether higher is better (average ranks, selection, arrows in tables). Every table and plot reads
 names and formats from here, so adding a metric is one ``METRICS.add(...)`` call: it is computed
 for every evaluation (:func:`~starft.eval.metrics.compute_metrics`), accepted in suite files,
-selectable with ``select_by`` when it is an accuracy of the whole set, and shown by
+selectable with ``select_by`` (maximised or minimised by its direction), and shown by
 ``starft report``.
 """
 
@@ -20,6 +20,7 @@ from torch import Tensor
 
 from starft.errors import StarftError
 from starft.eval import metrics as _m
+from starft.explain.alignment import ALIGNMENT_METRICS
 from starft.registry import Registry
 
 
@@ -32,6 +33,8 @@ class MetricInput:
     labels: Tensor
     per_group: dict[int, tuple[float, int]] = field(default_factory=dict)
     minority_groups: Sequence[int] | None = None
+    #: ``starft.explain.alignment_metrics`` of the set's relevance maps (alignment entries only)
+    alignment: dict[str, float] | None = None
     _preds: Tensor | None = None
 
     @property
@@ -54,6 +57,9 @@ class Metric:
     digits: int = 3
     #: Dataset attributes the metric needs (not None), checked before a run selects by it.
     requires: tuple[str, ...] = ()
+    #: Computed from relevance maps against masks (an ``alignment`` suite entry), not from the
+    #: predictions: ``fn`` reads ``MetricInput.alignment``.
+    needs_relevance: bool = False
 
     def format(self, value: float | None) -> str:
         """Paper-table style: percent with one decimal, else ``digits`` decimals, ``-`` if none."""
@@ -165,6 +171,37 @@ METRICS.add(
 )
 
 
+def _alignment(name: str) -> Callable[[MetricInput], float | None]:
+    return lambda d: None if d.alignment is None else d.alignment.get(name)
+
+
+# Relevance-map alignment (computed for suite entries with ``axis: alignment``); directions come
+# from starft.explain.alignment's table.
+for _name, (_title, _short, _about) in {
+    "pixel_acc": ("pixel acc", "PixAcc", "pixels on the right side of the map's mean (RobustViT)"),
+    "miou": ("mIoU", "mIoU", "mean IoU of foreground and background, map > its mean (RobustViT)"),
+    "map": ("mAP", "mAP", "mean per-image AP of [1 - R, R] against the mask (RobustViT)"),
+    "ap": ("AP", "AP", "mean per-image average precision of the map against the mask"),
+    "energy_in_mask": ("energy in mask", "EiM", "mean share of relevance inside the mask"),
+}.items():
+    METRICS.add(
+        _name,
+        Metric(
+            _alignment(_name),
+            _title,
+            _short,
+            higher_is_better=ALIGNMENT_METRICS[_name],
+            needs_relevance=True,
+        ),
+        f"alignment of relevance maps (true label) with masks: {_about}",
+    )
+
+
+def relevance_metric_names() -> list[str]:
+    """Metrics computed from relevance maps against masks (``axis: alignment`` entries)."""
+    return [e.name for e in METRICS.in_order() if e.obj.needs_relevance]
+
+
 def get_metric(name: str) -> Metric:
     """The registered metric ``name`` (a :class:`StarftError` listing the known ones otherwise)."""
     return METRICS.get(name)
@@ -176,8 +213,16 @@ def metric_names() -> list[str]:
 
 
 def selectable_metrics() -> list[str]:
-    """Metrics that model selection may maximise: higher is better."""
-    return [e.name for e in METRICS.in_order() if e.obj.higher_is_better]
+    """Metrics that model selection may use (``select_by``): every metric of the predictions,
+    maximised or, when lower is better (``nll``, the validation loss), minimised."""
+    return [e.name for e in METRICS.in_order() if not e.obj.needs_relevance]
+
+
+def is_better(name: str, score: float, best: float | None) -> bool:
+    """Whether ``score`` of metric ``name`` beats ``best`` (None: nothing yet), by its direction."""
+    if best is None:
+        return True
+    return score > best if METRICS.get(name).higher_is_better else score < best
 
 
 def check_metric(name: str, where: str) -> Metric:

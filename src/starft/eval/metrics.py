@@ -206,7 +206,7 @@ def compute_metrics(
     data = MetricInput(logits, labels, by_id, minority_groups)
     metrics: dict = {}
     for entry in METRICS.in_order():
-        if entry.obj.needs_groups:
+        if entry.obj.needs_groups or entry.obj.needs_relevance:
             continue
         metrics[entry.name] = entry.obj.fn(data)
     metrics["n_samples"] = int(labels.numel())

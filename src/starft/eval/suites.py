@@ -15,9 +15,11 @@ A suite is a YAML file (``resources/suites/*.yaml`` for the built-in ones, regis
 from name to the column title; ``projection`` names the label space the model is evaluated in
 (:mod:`starft.data.label_space`; ``auto``: the one the dataset declares, if any); ``args`` holds
 extra dataset arguments; ``axis`` (``id``, ``group``, ``domain``, ``transfer``) says what the
-entry measures, for reports. ``datasets`` may also be a mapping from label to entry (the demo
-recipe's form, so quick/validation sections and ``key=value`` overrides address entries by
-label). Keeping suites as data means a new table is a new file, not new code.
+entry measures, for reports; ``alignment`` also computes the relevance-map metrics (``miou``,
+``energy_in_mask``, ...; the dataset's samples must carry masks). ``datasets`` may also be a
+mapping from label to entry (the demo recipe's form, so quick/validation sections and
+``key=value`` overrides address entries by label). Keeping suites as data means a new table is
+a new file, not new code.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from starft.eval.metric_registry import METRICS, check_metric, metric_names
 from starft.registry import Registry
 
 _ENTRY_KEYS = {"dataset", "split", "label", "metrics", "projection", "args", "axis"}
-#: What an entry measures: ID accuracy, group shift, domain shift, zero-shot transfer.
-AXES = ("id", "group", "domain", "transfer")
+#: What an entry measures with accuracy: ID accuracy, group shift, domain shift, transfer.
+ACCURACY_AXES = ("id", "group", "domain", "transfer")
+#: ``alignment``: relevance maps against the dataset's masks (the relevance metrics).
+AXES = (*ACCURACY_AXES, "alignment")
 _SUITE_KEYS = {"name", "description", "datasets", "aggregates"}
 _AGGREGATE_KEYS = {"name", "metric", "over"}
 
@@ -115,11 +119,17 @@ def parse_entry(data: Any, where: str, name: str, label: str | None = None) -> S
     axis = data.get("axis")
     if axis is not None and axis not in AXES:
         raise _fail(where, f"{name}.axis must be one of {', '.join(AXES)}, got {axis!r}")
+    metrics = _metrics(data.get("metrics"), where)
+    relevance = [m for m in metrics if METRICS.get(m).needs_relevance]
+    if relevance and axis != "alignment":
+        raise _fail(
+            where, f"{name}: metric '{relevance[0]}' needs relevance maps: set axis: alignment"
+        )
     return SuiteEntry(
         dataset=data["dataset"],
         label=str(data.get("label") or label or data["dataset"]),
         split=None if data.get("split") is None else str(data["split"]),
-        metrics=_metrics(data.get("metrics"), where),
+        metrics=metrics,
         projection=data.get("projection"),
         args=dict(args),
         axis=axis,

@@ -39,6 +39,7 @@ from torch import nn
 
 from starft.config import TrainConfig, to_dict
 from starft.errors import StarftError
+from starft.eval.metric_registry import is_better
 from starft.methods import Method, PrepareContext
 from starft.models import create_model
 from starft.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
@@ -309,7 +310,7 @@ class Trainer(StepLoop):
                     f"validation {self.config.select_by} is {score} after epoch {epoch}: "
                     "not considered for best/"
                 )
-            elif self.best_metric is None or score > self.best_metric:
+            elif is_better(self.config.select_by, score, self.best_metric):
                 self.best_metric = score
                 if self.info.is_main:
                     self.method.export(self.out_dir / "best")

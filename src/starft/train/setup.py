@@ -43,7 +43,8 @@ def check_config(config: TrainConfig, info: DistInfo) -> None:
         raise StarftError(f"log.every_steps must be >= 1, got {config.log.every_steps}")
     if config.select_by not in selectable_metrics():
         raise StarftError(
-            f"select_by must be one of {', '.join(selectable_metrics())}, got '{config.select_by}'"
+            f"select_by must be a metric of the predictions ({', '.join(selectable_metrics())}), "
+            f"got '{config.select_by}'"
         )
     if config.data.on_bad_image == "skip" and info.world_size > 1:
         # Skipping changes local batch sizes, which cross-rank feature gathers cannot take.
