@@ -315,3 +315,18 @@ def test_mitigation_metrics_on_a_tiny_set():
     for key in ("image_overall", "image_worst_group", "region_overall", "region_worst_group"):
         assert 0.0 <= out[key] <= 1.0
     assert out["image_overall"] == out["top1"] and out["region_overall"] == out["region_top1"]
+
+
+def test_discovery_groups_are_class_times_has_a_spurious_region(tmp_path):
+    data = _batch()
+    path = _frozen_discovery(tmp_path, _make("ravl"), data, [0])
+    method = _make("vl_gdro", {"groups": "discovery", "discovery": path})
+    assert method.dro.log_weights.numel() == 2 * len(CLASSES)
+    flags = method.spurious.image_flags(data)
+    assert flags[0].item()  # image 0's first cell is the kept medoid itself
+    out = method(data, _info())
+    assert torch.isfinite(out["loss"])
+    from starft.methods.group_robust import batch_groups
+
+    groups = batch_groups(data, "discovery", method.spurious, "vl_gdro")
+    assert groups.tolist() == (2 * data["label"] + flags.long()).tolist()
