@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
+from starft.errors import StarftError
 from starft.losses import RegionAwareLoss
 from starft.method_configs import RaVLConfig
 from starft.methods.base import StepInfo, Task
@@ -38,6 +39,11 @@ class RaVL(FLYP):
     ) -> None:
         super().__init__(model, task, config, rank, world_size)
         self.regions = SpuriousRegions(model, config.discovery, config.regions)
+        if world_size > 1 and not isinstance(self.regions.spec, int):
+            # The DDP region loss needs the same region count on every rank; boxes vary per image.
+            raise StarftError(
+                "method ravl: regions=boxes runs on one process only; use regions=grid:K under DDP"
+            )
         self.region_loss = RegionAwareLoss(config.temperature, rank=rank, world_size=world_size)
 
     def region_terms(
