@@ -14,7 +14,7 @@ ALLOWED = {
     "data": {"sandbox"},
     "losses": set(),
     "explain": {"models", "data", "losses"},
-    "methods": {"models", "data", "losses", "eval", "explain"},
+    "methods": {"models", "data", "losses", "eval", "explain", "discovery"},
     "eval": {"models", "data", "explain"},
     "masks": {"data"},
     "train": {"models", "data", "methods", "eval", "losses"},

@@ -242,12 +242,14 @@ class _Tensors(torch.utils.data.Dataset):
     def __init__(self, n=16, seed=0):
         self.x = images(n, seed)
         self.y = torch.arange(n) % len(CLASSES)
+        # class x feature group ids, as the group-robust methods read them
+        self.groups = (2 * self.y + (torch.arange(n) // len(CLASSES)) % 2).tolist()
 
     def __len__(self):
         return len(self.y)
 
     def __getitem__(self, i):
-        return {"image": self.x[i], "label": int(self.y[i]), "index": i}
+        return {"image": self.x[i], "label": int(self.y[i]), "group": self.groups[i], "index": i}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -260,7 +262,7 @@ def test_every_method_takes_a_step_on_every_backend(name, kind, load):
     data = _Tensors(8, seed=2)
     mask = torch.zeros(data.x.shape[0], *data.x.shape[-2:])
     mask[:, : data.x.shape[-2] // 2] = 1  # read by the relevance-guided methods
-    batch = {"image": data.x, "label": data.y, "mask": mask}
+    batch = {"image": data.x, "label": data.y, "mask": mask, "group": torch.tensor(data.groups)}
     if method.trains_by_gradient:
         method.train()
         optimizer = build_optimizer(method.trainable_named_parameters(), OptimConfig(lr=1e-3))

@@ -96,6 +96,37 @@ def test_exported_pool_trains_starft(discovered, tmp_path):
     assert len(train_rows) == 2 and all(r["star"] > 0 for r in train_rows)
 
 
+def test_discovery_json_splits_the_regions_it_clustered_for_ravl(discovered):
+    """Stage 2 on the very images discovery clustered: the frozen copy's nearest medoid puts a
+    region in a kept cluster exactly when discovery did (k-medoids assigns by nearest medoid)."""
+    import torch
+
+    from starft.data import create_dataset
+    from starft.methods import Task, create_method
+    from starft.models import create_model
+
+    _, out = discovered
+    document = json.loads((out / "run" / "discovery.json").read_text())
+    assert len(document["medoids"]["embeddings"]) == document["result"]["k"]
+    kept = {r for c in document["result"]["clusters"] for r in c["regions"]}
+    model = create_model("sandbox-clip")
+    data = create_dataset("sandbox_train", n=40, image_size=16, transform=model.preprocess_val)
+    task = Task(list(data.classnames), list(data.templates))
+    method = create_method("ravl", model, task, {"discovery": str(out / "run")})
+    images = torch.stack([data[i]["image"] for i in range(40)])
+    batch = {"image": images, "label": torch.tensor(data.labels[:40])}
+    flags = method.regions.flags(images, method.regions.boxes(batch))
+    assert flags.nonzero().squeeze(1).tolist() == sorted(kept)
+    step = method({**batch, "image": images[:8], "label": batch["label"][:8]}, _step())
+    assert torch.isfinite(step["loss"])
+
+
+def _step():
+    from starft.methods import StepInfo
+
+    return StepInfo.at(0)
+
+
 def test_nothing_found_is_reported_plainly(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["discover", "--model", "sandbox-clip", "--dataset", "sandbox_transfer"]

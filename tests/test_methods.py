@@ -43,6 +43,8 @@ def batch(n=8, seed=0):
         "image": torch.randn(n, 3, 32, 32, generator=g),
         "label": torch.tensor([i % len(CLASSES) for i in range(n)]),
         "mask": mask,
+        # group-robust methods (upsampled_ft, vl_gdro) read class x feature group ids
+        "group": torch.tensor([2 * (i % len(CLASSES)) + (i // len(CLASSES)) % 2 for i in range(n)]),
     }
 
 

@@ -30,6 +30,8 @@ RelevanceMethod = Literal["auto", "rollout", "gradcam"]
 RelevanceTarget = Literal["label", "pred"]
 RelevanceBase = Literal["none", "flyp"]
 MaskSource = Literal["mask", "parts"]
+RegionMethod = Literal["crop", "fast", "auto"]
+GroupSource = Literal["dataset", "discovery"]
 
 DEFAULT_L2_GRID = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -106,6 +108,58 @@ class FeatureDistillConfig(FLYPConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, "distill_weight", 0.0)
+
+
+@dataclass
+class RaVLConfig(FLYPConfig):
+    """RaVL stage 2: FLYP + region_weight·(L_R + L_A), discovered regions only as negatives."""
+
+    discovery: Annotated[
+        str,
+        "discovery.json (or its folder) from `starft discover` on the model being fine-tuned; "
+        "empty: no region is spurious",
+    ] = ""
+    region_weight: Annotated[
+        float, "weight of L_R + L_A added to the contrastive loss (choose on validation)"
+    ] = 1.0
+    temperature: Annotated[float, "τ of the region-aware loss (RaVL: 0.07)"] = 0.07
+    regions: Annotated[
+        str, "training regions: grid:K (the K x K cells) or boxes (the samples' boxes field)"
+    ] = "grid:2"
+    region_method: Annotated[
+        RegionMethod, "how the trained model embeds regions (model.region_features)"
+    ] = "crop"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "region_weight", 0.0)
+        _at_least(self, "temperature", 0.0, strict=True)
+
+
+@dataclass
+class GroupDROConfig(FLYPConfig):
+    """VL-GDRO: group DRO (Sagawa et al.) over class x feature groups, contrastive loss."""
+
+    step_size: Annotated[
+        float, "η of the online group weights q_g <- q_g·exp(η·L_g), renormalised (paper: 0.01)"
+    ] = 0.01
+    groups: Annotated[
+        GroupSource,
+        "dataset: the samples' group ids (class x marker in the marker tasks); "
+        "discovery: class x (has a region in a discovered cluster)",
+    ] = "dataset"
+    discovery: Annotated[str, "discovery.json for groups=discovery"] = ""
+    regions: Annotated[str, "regions for groups=discovery: grid:K or boxes"] = "grid:2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self, "step_size", 0.0)
+        _check_group_source(self)
+
+
+def _check_group_source(config: Any) -> None:
+    if config.groups == "discovery" and not config.discovery:
+        raise StarftError("method.groups=discovery needs method.discovery (a discovery.json)")
 
 
 @dataclass
@@ -255,6 +309,23 @@ class FTConfig(MethodConfig):
 
 
 @dataclass
+class UpsampledFTConfig(FTConfig):
+    """Upsampled FT: FT with each group's loss weighted by its inverse training frequency."""
+
+    groups: Annotated[
+        GroupSource,
+        "dataset: the samples' group ids (class x marker in the marker tasks); "
+        "discovery: class x (has a region in a discovered cluster)",
+    ] = "dataset"
+    discovery: Annotated[str, "discovery.json for groups=discovery"] = ""
+    regions: Annotated[str, "regions for groups=discovery: grid:K or boxes"] = "grid:2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_group_source(self)
+
+
+@dataclass
 class CarFTConfig(FTConfig):
     """CAR-FT: FT + KL to the zero-shot model's distribution over template contexts."""
 
@@ -359,6 +430,24 @@ METHOD_TABLE: tuple[tuple[str, str, type[MethodConfig], str], ...] = (
         "starft.methods.starft:StarFT",
         StarFTConfig,
         "FLYP + KL alignment on spurious captions to the zero-shot model",
+    ),
+    (
+        "ravl",
+        "starft.methods.ravl:RaVL",
+        RaVLConfig,
+        "FLYP + RaVL's region-aware loss; discovered spurious regions only as negatives",
+    ),
+    (
+        "upsampled_ft",
+        "starft.methods.group_robust:UpsampledFT",
+        UpsampledFTConfig,
+        "FT with group losses weighted by inverse training frequency (upsampling)",
+    ),
+    (
+        "vl_gdro",
+        "starft.methods.group_robust:VLGroupDRO",
+        GroupDROConfig,
+        "contrastive fine-tuning with group DRO over class x feature groups",
     ),
     (
         "robustvit",

@@ -52,6 +52,25 @@ def _top_regions(
     return rows
 
 
+def medoid_record(inputs: DiscoveryInputs, result: DiscoveryResult) -> dict[str, Any] | None:
+    """Every medoid of the chosen clustering with its embedding, and which clusters passed.
+
+    Stage 2 (method ``ravl``) assigns new regions to the nearest of *all* K medoids and treats a
+    region as spurious when that cluster passed; ``None`` when clustering was degenerate.
+    """
+    if result.medoids is None:
+        return None
+    medoids = [int(m) for m in result.medoids]
+    return {
+        "embed_dim": int(inputs.region_embeddings.shape[1]),
+        "region_method": inputs.method,
+        "regions": inputs.regions,
+        "medoid_regions": medoids,
+        "embeddings": inputs.region_embeddings[medoids].float().tolist(),
+        "spurious_clusters": [int(c.cluster) for c in result.clusters],
+    }
+
+
 def discovery_document(
     inputs: DiscoveryInputs,
     result: DiscoveryResult,
@@ -93,6 +112,7 @@ def discovery_document(
             "label": inputs.image_labels.tolist(),
             "prediction": inputs.image_probs.argmax(dim=1).tolist(),
         },
+        "medoids": medoid_record(inputs, result),
         "regions": {
             "spec": inputs.regions,
             "method": inputs.method,

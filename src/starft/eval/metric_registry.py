@@ -33,6 +33,10 @@ class MetricInput:
     labels: Tensor
     per_group: dict[int, tuple[float, int]] = field(default_factory=dict)
     minority_groups: Sequence[int] | None = None
+    #: Logits of each sample's ground-truth object *region* (see :mod:`starft.eval.regions`), and
+    #: the per-group accuracies of those region predictions; None/empty when not evaluated.
+    region_logits: Tensor | None = None
+    region_per_group: dict[int, tuple[float, int]] = field(default_factory=dict)
     #: ``starft.explain.alignment_metrics`` of the set's relevance maps (alignment entries only)
     alignment: dict[str, float] | None = None
     _preds: Tensor | None = None
@@ -54,6 +58,8 @@ class Metric:
     percent: bool = True
     higher_is_better: bool = True
     needs_groups: bool = False
+    #: Computed only when the evaluation has region logits (:mod:`starft.eval.regions`).
+    needs_regions: bool = False
     digits: int = 3
     #: Dataset attributes the metric needs (not None), checked before a run selects by it.
     requires: tuple[str, ...] = ()
@@ -168,6 +174,35 @@ METRICS.add(
         requires=("groups", "minority_groups"),
     ),
     "unweighted mean accuracy of the groups that are not minority groups",
+)
+
+# RaVL's region metrics: zero-shot classification of each image's ground-truth object region.
+METRICS.add(
+    "region_top1",
+    Metric(
+        lambda d: (
+            None
+            if d.region_logits is None
+            else _m.top1_accuracy(d.region_logits.argmax(dim=1), d.labels)
+        ),
+        "region top-1",
+        "RAcc",
+        needs_regions=True,
+        requires=("object_regions",),
+    ),
+    "top-1 accuracy of the ground-truth object region's embedding, classified like an image",
+)
+METRICS.add(
+    "region_worst_group_acc",
+    Metric(
+        lambda d: _m.worst_group_accuracy(d.region_per_group) if d.region_per_group else None,
+        "region worst-group",
+        "RWG",
+        needs_groups=True,
+        needs_regions=True,
+        requires=("groups", "object_regions"),
+    ),
+    "lowest per-group accuracy of the object-region predictions",
 )
 
 

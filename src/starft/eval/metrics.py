@@ -174,6 +174,7 @@ def compute_metrics(
     groups: Tensor | None = None,
     group_names: Sequence[str] | None = None,
     minority_groups: Sequence[int] | None = None,
+    region_logits: Tensor | None = None,
 ) -> tuple[dict, dict]:
     """Every registered metric (:data:`starft.eval.metric_registry.METRICS`) that applies.
 
@@ -183,6 +184,9 @@ def compute_metrics(
     groups, see :func:`average_group_accuracy`; with ``minority_groups`` ids also
     ``minority_group_acc``/``majority_group_acc``) and ``worst_group`` (its name; ties go to the
     lowest group id). ``per_group`` maps the group name (or ``str(id)``) to ``{"acc", "n"}``.
+    With ``region_logits`` (``[N, C]``, one ground-truth object region per sample, see
+    :mod:`starft.eval.regions`) the region metrics are added too (``region_top1``, and with groups
+    ``region_worst_group_acc``; ``per_group`` entries then also hold ``region_acc``).
     """
     from starft.eval.metric_registry import METRICS, MetricInput
 
@@ -203,10 +207,24 @@ def compute_metrics(
     by_id = (
         {} if groups is None else group_accuracies(logits.argmax(1), labels, groups.long().cpu())
     )
-    data = MetricInput(logits, labels, by_id, minority_groups)
+    region_by_id: dict = {}
+    if region_logits is not None:
+        if region_logits.shape != logits.shape:
+            raise StarftError(
+                f"compute_metrics: region_logits {tuple(region_logits.shape)} must match the "
+                f"image logits {tuple(logits.shape)}"
+            )
+        region_logits = region_logits.detach().cpu()
+        if groups is not None:
+            region_by_id = group_accuracies(region_logits.argmax(1), labels, groups.long().cpu())
+    data = MetricInput(logits, labels, by_id, minority_groups, region_logits, region_by_id)
     metrics: dict = {}
     for entry in METRICS.in_order():
-        if entry.obj.needs_groups or entry.obj.needs_relevance:
+        if (
+            entry.obj.needs_groups
+            or entry.obj.needs_relevance
+            or (entry.obj.needs_regions and region_logits is None)
+        ):
             continue
         metrics[entry.name] = entry.obj.fn(data)
     metrics["n_samples"] = int(labels.numel())
@@ -215,7 +233,11 @@ def compute_metrics(
         return metrics, per_group
     for gid, (acc, n) in by_id.items():
         per_group[_group_name(gid, group_names)] = {"acc": acc, "n": n}
+        if gid in region_by_id:
+            per_group[_group_name(gid, group_names)]["region_acc"] = region_by_id[gid][0]
     for entry in METRICS.in_order():
+        if entry.obj.needs_regions and region_logits is None:
+            continue
         if entry.obj.needs_groups:
             value = entry.obj.fn(data)
             if value is not None:

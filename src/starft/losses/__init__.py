@@ -18,12 +18,14 @@ from starft.losses.functional import (
     soft_cross_entropy,
     star_regularization,
 )
+from starft.losses.group_dro import GroupDROLoss, group_sums
 from starft.losses.region import RegionAwareLoss
 from starft.losses.relevance import RelevanceAlignmentLoss
 from starft.losses.star import StarLoss
 
 __all__ = [
     "ClipLoss",
+    "GroupDROLoss",
     "RegionAwareLoss",
     "RelevanceAlignmentLoss",
     "SelfDistillationLoss",
@@ -33,6 +35,7 @@ __all__ = [
     "confidence_cross_entropy",
     "context_kl",
     "cross_projection_penalty",
+    "group_sums",
     "lipsum_energy_loss",
     "orthogonality_penalty",
     "region_text_losses",
