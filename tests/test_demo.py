@@ -235,3 +235,22 @@ def test_report_of_the_demo_folder_reproduces_its_table(demo_run, tmp_path):
     )
     assert result["seed"] == 0 and result["axis"] == "domain"
     assert result["method_config"]["name"] == "flyp"
+
+
+@pytest.mark.parametrize(
+    ("zeroshot_id", "expected"),
+    [(0.52, "at chance on the ID task"), (0.648, "weak on the ID task (0.648; chance 0.500)")],
+)
+def test_findings_name_a_weak_or_chance_level_zero_shot_model(zeroshot_id, expected):
+    result = _fake_result(0.0, [0])
+    metrics = {k: zeroshot_id for k in (*SUMMARY_KEYS, "minority_group_acc", "majority_group_acc")}
+    names = list(result.records[0].per_group)
+    result.records.append(RunRecord("zeroshot", None, metrics, dict.fromkeys(names, zeroshot_id)))
+    result.methods = ["zeroshot", *result.methods]
+    result.num_classes = 2
+    text = "\n".join(findings(result))
+    assert expected in text
+    strong = _fake_result(0.0, [0])
+    strong.records.append(RunRecord("zeroshot", None, dict.fromkeys(metrics, 0.99), {}))
+    strong.num_classes = 2
+    assert "ID task (" not in "\n".join(findings(strong))
