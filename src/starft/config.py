@@ -30,6 +30,8 @@ OnBadImage = Literal["error", "skip"]
 SelectBy = Literal["top1", "worst_group_acc", "avg_group_acc"]
 #: Learning-rate schedules after warmup (``starft.train.optim.lr_at``).
 Schedule = Literal["cosine", "constant", "step"]
+#: Frozen teachers' image-feature cache (``starft.train.teacher_cache``; docs/performance.md).
+TeacherCacheMode = Literal["auto", "memory", "disk", "off"]
 
 
 @dataclass
@@ -125,6 +127,8 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     select_by: SelectBy = "top1"
     save_predictions: bool = False
+    #: ``auto``: cache frozen teachers' image features per dataset row when that is exact.
+    teacher_cache: TeacherCacheMode = "auto"
 
 
 def to_dict(obj: Any) -> Any:
