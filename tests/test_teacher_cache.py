@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from torchvision import transforms as T
 
@@ -66,6 +67,10 @@ def test_random_or_unknown_transforms_are_detected(model):
 def test_datasets_must_declare_fixed_images(tmp_path):
     synthetic = create_dataset("synthetic", num_classes=2, num_samples=4)
     assert fixed_images(synthetic)
+    for name in ("a", "b"):  # one file per row, read by the base reader: fixed
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "x.png")
+    assert fixed_images(create_dataset("imagefolder", root=str(tmp_path)))
 
     class Drawn(ClassificationDataset):  # overrides read_image without the promise
         def read_image(self, index):

@@ -4,8 +4,9 @@ Two things must hold: the dataset reads the same image for a row every time (fil
 pre-rendered arrays), and the transform has no random step. Both are decided from the objects
 themselves, never from a user's promise: a transform counts as deterministic only when every step
 is one of a known list of fixed operations (resize, centre crop, tensor conversion, normalise),
-so an unknown or custom step makes the answer "not deterministic". A wrong "yes" would be a silent
-wrong result (features of one crop reused for another); a wrong "no" only costs speed.
+so an unknown or custom step makes the answer "not deterministic" (a transform class of one's own
+declares itself fixed with a class attribute ``deterministic_step = True``). A wrong "yes" would
+be a silent wrong result (features of one crop reused for another); a wrong "no" only costs speed.
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ def _fixed_steps() -> tuple[set[type], set[Any]]:
         v2.ConvertImageDtype,
     }
     functions: set[Any] = set()
-    from starft.models.backends.hf_load import ConvertRGB
-
-    classes.add(ConvertRGB)
     try:
         import open_clip.transform as oc
     except ImportError:  # open_clip is optional for this check: its steps are then unknown
@@ -79,6 +77,8 @@ def random_transform_step(transform: Any) -> str | None:
             pending[:0] = inner
             continue
         if type(step) in classes or step in functions:
+            continue
+        if getattr(type(step), "deterministic_step", False):  # a class's own declaration
             continue
         if _fixed_resize_keep_ratio(step):
             continue

@@ -48,6 +48,40 @@ def _cycles(batches: Iterator[Any], accum: int) -> Iterator[Iterator[Any]]:
         yield itertools.chain([first], itertools.islice(batches, accum - 1))
 
 
+def train_loader(
+    dataset: Any,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+    num_batches: int | None = None,
+) -> DataLoader:
+    """The training DataLoader of one epoch (also what ``bench/loader_throughput.py`` times)."""
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size,
+        seed=seed,
+        epoch=epoch,
+        rank=rank,
+        world_size=world_size,
+        start_batch=start_batch,
+        num_batches=num_batches,
+    )
+    return DataLoader(
+        SeededSamples(dataset, seed),
+        batch_sampler=sampler,
+        collate_fn=collate_samples,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
 def wrap_for_training(method: Method, info: DistInfo, device: torch.device) -> nn.Module:
     """The module the step calls: ``method`` itself, or its DDP wrapper under torchrun."""
     if info.world_size > 1 and method.trains_by_gradient:
@@ -84,24 +118,17 @@ class StepLoop:
     _save_checkpoint: Callable[[], None]
 
     def _loader(self, epoch: int) -> DataLoader:
-        accum = self.config.optim.accum_steps
-        sampler = EpochBatchSampler(
-            len(self.train_set),
+        return train_loader(
+            self.train_set,
             self.config.data.batch_size,
             seed=self.config.seed,
             epoch=epoch,
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
             rank=self.info.rank,
             world_size=self.info.world_size,
             start_batch=self.batch_in_epoch,
-            num_batches=self.steps_per_epoch * accum,
-        )
-        return DataLoader(
-            SeededSamples(self.train_set, self.config.seed),
-            batch_sampler=sampler,
-            collate_fn=collate_samples,
-            num_workers=self.config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
+            num_batches=self.steps_per_epoch * self.config.optim.accum_steps,
         )
 
     def _train_epoch(self) -> None:
