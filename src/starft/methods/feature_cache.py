@@ -53,8 +53,8 @@ class ImageFeatureCache:
     def nbytes(self) -> int:
         return self.num_rows * self.dim * 4
 
-    def lookup(self, index: Tensor, device: torch.device) -> Tensor | None:
-        """Features of rows ``index`` (a host tensor), or None unless every row is cached."""
+    def lookup(self, index: Any, device: torch.device) -> Tensor | None:
+        """Features of rows ``index`` (host ints: a tensor or array), or None unless all cached."""
         rows = self._rows(index)
         if self.table is None or not bool(self.filled[rows].all()):
             return None
@@ -63,7 +63,7 @@ class ImageFeatureCache:
         assert self.dtype is not None
         return found.to(device=device, dtype=self.dtype, non_blocking=True)
 
-    def store(self, index: Tensor, features: Tensor) -> Tensor:
+    def store(self, index: Any, features: Tensor) -> Tensor:
         """Keep the rows not yet cached; returns ``features`` with cached rows' stored values."""
         rows = self._rows(index)
         if features.shape != (len(rows), self.dim):
@@ -93,7 +93,7 @@ class ImageFeatureCache:
             features[old.to(features.device)] = stored.to(features.device, features.dtype)
         return features
 
-    def _rows(self, index: Tensor) -> Tensor:
+    def _rows(self, index: Any) -> Tensor:
         rows = torch.as_tensor(index).to("cpu", torch.long).flatten()
         if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= self.num_rows):
             raise StarftError(
@@ -117,6 +117,7 @@ class ImageFeatureCache:
         if not self.dirty or self.table is None:
             return
         state: dict[str, Any] = {
+            "kind": "disk" if self.on_disk else "memory",
             "num_rows": self.num_rows,
             "dim": self.dim,
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -135,6 +136,8 @@ class ImageFeatureCache:
         if not state_path.is_file():
             return False
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state.get("kind") != ("disk" if self.on_disk else "memory"):
+            return False  # the store changed (teacher_cache=memory <-> disk): start empty
         if (state["num_rows"], state["dim"]) != (self.num_rows, self.dim):
             raise StarftError(
                 f"teacher feature cache '{state_path}' holds {state['num_rows']} rows of width "

@@ -44,10 +44,10 @@ class FrozenTeacher(nn.Module):
         super().train(False)
         return self
 
-    def image_features(self, images: Tensor, index: Tensor | None = None) -> Tensor:
+    def image_features(self, images: Tensor, index: Any = None) -> Tensor:
         """Normalised teacher image features (a regular tensor, safe to use in autograd graphs).
 
-        ``index``: the batch's dataset row indices (``batch["index"]``, a host tensor); with an
+        ``index``: the batch's dataset row indices (``batch["index"]``, on the host); with an
         image cache attached, rows seen before are looked up instead of encoded.
         """
         cache = self.image_cache

@@ -64,7 +64,8 @@ class TimedIterator(Iterator[Any]):
 
 
 #: Batch fields that stay on the host: dataset row ids are bookkeeping (cache keys), and reading
-#: them on the host costs no device synchronisation.
+#: them on the host costs no device synchronisation. They travel as numpy arrays, which DDP's
+#: input scatter (it moves every tensor of the batch to the GPU) leaves alone.
 HOST_KEYS = frozenset({"index"})
 
 
@@ -79,4 +80,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
             return [item.to(device, non_blocking=True) for item in value]
         return value
 
-    return {key: value if key in HOST_KEYS else move(value) for key, value in batch.items()}
+    def host(value: Any) -> Any:
+        return value.numpy() if isinstance(value, torch.Tensor) else value
+
+    return {key: host(value) if key in HOST_KEYS else move(value) for key, value in batch.items()}
