@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from starft.config import parse_override
     from starft.errors import StarftError
 
-    if args.steps < 1 or args.batch_size < 1 or args.warmup < 0 or args.accum_steps < 1:
-        raise StarftError("--steps, --batch-size and --accum-steps must be >= 1 and --warmup >= 0")
+    if args.steps < 1 or args.batch_size < 1 or args.warmup < 0:
+        raise StarftError("--steps and --batch-size must be >= 1 and --warmup >= 0")
+    if args.accum_steps < 1:
+        raise StarftError(f"--accum-steps must be >= 1, got {args.accum_steps}")
     if args.threads:
         torch.set_num_threads(args.threads)
     params = {}
