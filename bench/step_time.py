@@ -1,12 +1,17 @@
 """Compare StarFT's training-step time with FLYP's (same model, batch and synthetic data).
 
-Each measurement runs `starft bench --json` in a fresh process (so peak RSS is per method) and the
-script prints a table and the StarFT / FLYP ratio. Example (the issue's two settings):
+Each measurement runs `starft bench --json` (the trainer's own step function) in a fresh process,
+so peak RSS is per method; the script prints a table and the line `StarFT / FLYP step time: R`.
 
-    python bench/step_time.py --model starft-tiny-vit --batch-size 32 --steps 20
-    python bench/step_time.py --model ViT-B-16 --batch-size 32 --steps 3 --warmup 1
+    python bench/step_time.py --model sandbox-clip --batch-size 64
+    python bench/step_time.py --model starft-tiny-vit --batch-size 64
+    python bench/step_time.py --model sandbox-clip --batch-size 64 -- data.augment=false
 
-Extra arguments after `--` go to `starft bench` (e.g. `-- --cold`, `-- teacher_text_cache=false`).
+Extra arguments after `--` go to `starft bench` for both methods: `data.augment=false` measures the
+steady state of a run with a deterministic transform, where StarFT's frozen teacher looks its
+image features up in the teacher feature cache instead of running its image tower (both methods
+in the same run, so the ratio compares like with like); `--cold`, `teacher_text_cache=false`,
+`--accum-steps 2` and `--threads N` work too.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="starft-tiny-vit")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", help="also write the results to this file")
     args, extra = parser.parse_known_args()
@@ -52,6 +57,7 @@ def main() -> None:
     results = {m: bench(m, args, extra) for m in ("flyp", "starft")}
     ratio = results["starft"]["step_time_s"] / results["flyp"]["step_time_s"]
     print(f"model {args.model}, batch {args.batch_size}, {args.steps} timed steps, {extra or ''}")
+    print(f"StarFT teacher image features: {results['starft']['teacher_image_cache']}")
     print(f"{'method':<8} {'step_time_s':>12} {'samples/s':>10} {'peak_rss_mb':>12}")
     for name, r in results.items():
         print(

@@ -29,6 +29,8 @@ OnBadImage = Literal["error", "skip"]
 #: The validation metric that picks ``best/``.
 #: Learning-rate schedules after warmup (``starft.train.optim.lr_at``).
 Schedule = Literal["cosine", "constant", "step"]
+#: Frozen teachers' image-feature cache (``starft.train.teacher_cache``; docs/performance.md).
+TeacherCacheMode = Literal["auto", "memory", "disk", "off"]
 
 
 @dataclass
@@ -126,6 +128,8 @@ class TrainConfig:
     #: loss) are minimised. Checked against the metric registry when the run is set up.
     select_by: str = "top1"
     save_predictions: bool = False
+    #: ``auto``: cache frozen teachers' image features per dataset row when that is exact.
+    teacher_cache: TeacherCacheMode = "auto"
 
 
 def to_dict(obj: Any) -> Any:

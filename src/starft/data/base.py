@@ -87,6 +87,10 @@ class ClassificationDataset(Dataset):
     region_keys: tuple[str, ...] = ()
     #: Names of the part masks of ``parts`` (datasets that emit parts set it).
     part_names: list[str] | None = None
+    #: True when :meth:`read_image` returns the same image for a row on every read (arrays,
+    #: per-row seeds). File-backed datasets using the base reader need not set it; a dataset
+    #: that draws images at random must leave it False (exact feature caches rely on it).
+    fixed_images: bool = False
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ class SyntheticDataset(ClassificationDataset):
     ``i % num_classes`` and its group (with ``num_groups > 0``) is ``(i // num_classes) %
     num_groups``, so classes and groups are balanced and uncorrelated."""
 
+    fixed_images = True  # row i's pixels come from default_rng((seed, i)): the same every read
+
     def __init__(
         self,
         num_classes: int = 10,

@@ -67,7 +67,7 @@ class CarFT(FT):
         terms = {"cross_entropy": self.cross_entropy(features, batch["label"])}
         terms["context_kl"] = context_kl(
             features,
-            self.teacher.image_features(images),
+            self.teacher.image_features(images, batch.get("index")),
             self.context_weights,
             self.teacher.scale,
         )

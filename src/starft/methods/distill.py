@@ -75,7 +75,7 @@ class FeatureDistill(FLYP):
         images = batch["image"]
         image_features, (text_features,) = self.encode(images, [self.class_captions(batch, step)])
         terms = self.clip_loss(image_features, text_features, self.model.scale())
-        teacher = self.teacher.image_features(images)
+        teacher = self.teacher.image_features(images, batch.get("index"))
         distill = (1 - (image_features.float() * teacher.float()).sum(-1)).mean()
         return {
             **terms,

@@ -62,8 +62,7 @@ class Lipsum(FT):
         features = self.model(images=images, normalize=True)["image_features"]
         terms = {"cross_entropy": self.cross_entropy(features, batch["label"])}
         texts = self.teacher.token_features(self.random_tokens(step).to(images.device))
-        terms["energy_gap"] = lipsum_energy_loss(
-            features, self.teacher.image_features(images), texts, self.teacher.scale
-        )
+        teacher = self.teacher.image_features(images, batch.get("index"))
+        terms["energy_gap"] = lipsum_energy_loss(features, teacher, texts, self.teacher.scale)
         loss = terms["cross_entropy"] + self.config.lambda_lipsum * terms["energy_gap"]
         return {"loss": loss, **terms}

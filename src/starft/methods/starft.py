@@ -117,7 +117,7 @@ class StarFT(FLYP):
         image_features, (text_features, spurious_features) = self.encode(
             images, [captions, spurious]
         )
-        teacher_images = self.teacher.image_features(images)
+        teacher_images = self.teacher.image_features(images, batch.get("index"))
         teacher_spurious = self.teacher.text_features(spurious).to(image_features.device)
         terms = self.clip_loss(image_features, text_features, self.model.scale())
         terms.update(

@@ -5,8 +5,10 @@ StarFT's spurious captions come from a finite set (class x descriptor), so inste
 teacher's text tower on N captions every step we embed each distinct caption the first time it is
 seen and look it up afterwards (for ImageNet x background: 58k captions once, then zero text-tower
 passes). The cache is a growing float32 table plus a string -> row index, so a lookup is one
-``index_select``. Images change every step, so the teacher's image tower does run each step, under
-``torch.inference_mode`` (no autograd bookkeeping).
+``index_select``. The image tower runs under ``torch.inference_mode`` (no autograd bookkeeping);
+when the training samples are a pure function of their dataset row the trainer attaches an
+:class:`~starft.methods.feature_cache.ImageFeatureCache` (``image_cache``) and a batch's features
+are looked up by its ``index`` instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from starft.methods.feature_cache import ImageFeatureCache
 from starft.models import ClipModel
 
 
@@ -31,6 +34,8 @@ class FrozenTeacher(nn.Module):
         self.cache_text = cache_text
         self._rows: dict[str, int] = {}
         self._table: Tensor | None = None
+        #: Set by the trainer when a row's training sample never changes (None: no image cache).
+        self.image_cache: ImageFeatureCache | None = None
         # Fixed at construction: the teacher's logit multiplier s0.
         self.scale = float(self.model.scale().item())
 
@@ -39,8 +44,21 @@ class FrozenTeacher(nn.Module):
         super().train(False)
         return self
 
-    def image_features(self, images: Tensor) -> Tensor:
-        """Normalised teacher image features (a regular tensor, safe to use in autograd graphs)."""
+    def image_features(self, images: Tensor, index: Any = None) -> Tensor:
+        """Normalised teacher image features (a regular tensor, safe to use in autograd graphs).
+
+        ``index``: the batch's dataset row indices (``batch["index"]``, on the host); with an
+        image cache attached, rows seen before are looked up instead of encoded.
+        """
+        cache = self.image_cache
+        if cache is not None and index is not None:
+            cached = cache.lookup(index, images.device)
+            if cached is not None:
+                return cached
+            return cache.store(index, self._encode_images(images))
+        return self._encode_images(images)
+
+    def _encode_images(self, images: Tensor) -> Tensor:
         with torch.inference_mode():
             features = self.model.encode_image(images, normalize=True)
         return features.clone()

@@ -114,6 +114,8 @@ class SandboxDataset(ClassificationDataset):
     binary masks.
     """
 
+    fixed_images = True  # rendered once at construction; reads return the same array rows
+
     def __init__(
         self,
         table: AttributeTable,

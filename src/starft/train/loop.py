@@ -6,6 +6,7 @@ A run folder holds::
     prepare.json             what ``Method.prepare`` fitted before training (LP's probe), if any
     metrics.jsonl            training and validation metrics (TensorBoard in tensorboard/)
     checkpoints/latest.pt    resumable state (atomic; ``--resume`` continues from it)
+    teacher_cache/           frozen teachers' cached image features, if cached (docs/performance.md)
     best/  final/            open_clip ``local-dir`` folders (best by ID validation, last epoch)
     results/*.json           the best model's result on the validation set
 
@@ -71,7 +72,8 @@ from starft.train.setup import (
     eval_view,
     steps_per_epoch,
 )
-from starft.train.steps import StepLoop
+from starft.train.steps import StepLoop, wrap_for_training
+from starft.train.teacher_cache import setup_teacher_caches
 from starft.train.validation import epoch_summary, validate, write_validation_result
 from starft.utils.distributed import DistInfo
 from starft.utils.io import atomic_write_json, atomic_write_text
@@ -140,12 +142,7 @@ class Trainer(StepLoop):
         except Exception as err:  # every rank must reach the agreement below
             error = err
         raise_on_any_rank(info, error)
-        self.ddp: nn.Module = self.method
-        if info.world_size > 1 and self.method.trains_by_gradient:
-            self.ddp = nn.parallel.DistributedDataParallel(
-                self.method,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            )
+        self.ddp: nn.Module = wrap_for_training(self.method, info, self.device)
 
     def _build(self, resume: str | Path | None, overwrite: bool) -> None:
         """Every up-front check and the run's parts; writes nothing."""
@@ -162,6 +159,9 @@ class Trainer(StepLoop):
             self.model.load_text_tower(create_model(config.model.text_tower_from))
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
+        self.teacher_caches = setup_teacher_caches(
+            config.teacher_cache, self.method, self.train_set, self.out_dir, info.rank
+        )
         self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.steps_per_epoch = (
@@ -211,6 +211,7 @@ class Trainer(StepLoop):
             )
         else:
             self._prepare()
+        log.info(self.teacher_caches.describe())
         if self.total_steps and self.warmup_steps < self.config.optim.warmup_steps:
             self.console.warn(
                 f"optim.warmup_steps={self.config.optim.warmup_steps} is more than "
@@ -354,6 +355,7 @@ class Trainer(StepLoop):
     def _save_checkpoint(self) -> None:
         self._check_weights(f"the weights at step {self.step}")  # never checkpoint NaN weights
         self.checkpoint_step = self.step
+        self.teacher_caches.save()  # every rank its own, before the checkpoint that relies on it
         if not self.info.is_main:
             return
         assert self.logger is not None
@@ -391,6 +393,8 @@ class Trainer(StepLoop):
         self.metrics_offset = state.get("metrics_offset")
         self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
         self.checkpoint_step = self.step
+        if self.plan.own_checkpoint:  # another run's checkpoint: its caches stay its own
+            self.teacher_caches.load(self.device)
 
     def _barrier(self) -> None:
         if self.info.world_size > 1:

@@ -34,6 +34,7 @@ RUN_ENTRIES = (
     "results",
     "best",
     "final",
+    "teacher_cache",
 )
 # Entries that mean a run got somewhere: `--resume auto` without a checkpoint refuses to drop them.
 FINISHED_ENTRIES = ("results", "best", "final")

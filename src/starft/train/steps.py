@@ -11,7 +11,9 @@ micro-batch.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,8 +28,67 @@ from starft.train.logger import RunLogger
 from starft.train.nonfinite import step_flags, total_grad_norm, what_failed
 from starft.train.optim import lr_at, set_lr
 from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
-from starft.train.step_window import StepWindow, to_device
+from starft.train.step_window import StepWindow, TimedIterator, to_device
 from starft.utils.distributed import DistInfo
+
+
+@dataclass
+class StepResult:
+    """What one optimiser step did: its loss sums (None if skipped or empty), micro-batches run
+    and images skipped as unreadable."""
+
+    values: dict[str, float] | None
+    micro_batches: int
+    skipped: int
+
+
+def _cycles(batches: Iterator[Any], accum: int) -> Iterator[Iterator[Any]]:
+    """The micro-batches of each optimiser step, lazily (never more than one batch held here)."""
+    for first in batches:
+        yield itertools.chain([first], itertools.islice(batches, accum - 1))
+
+
+def train_loader(
+    dataset: Any,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+    num_batches: int | None = None,
+) -> DataLoader:
+    """The training DataLoader of one epoch (also what ``bench/loader_throughput.py`` times)."""
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size,
+        seed=seed,
+        epoch=epoch,
+        rank=rank,
+        world_size=world_size,
+        start_batch=start_batch,
+        num_batches=num_batches,
+    )
+    return DataLoader(
+        SeededSamples(dataset, seed),
+        batch_sampler=sampler,
+        collate_fn=collate_samples,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
+
+
+def wrap_for_training(method: Method, info: DistInfo, device: torch.device) -> nn.Module:
+    """The module the step calls: ``method`` itself, or its DDP wrapper under torchrun."""
+    if info.world_size > 1 and method.trains_by_gradient:
+        return nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return method
 
 
 class StepLoop:
@@ -57,68 +118,77 @@ class StepLoop:
     _save_checkpoint: Callable[[], None]
 
     def _loader(self, epoch: int) -> DataLoader:
-        accum = self.config.optim.accum_steps
-        sampler = EpochBatchSampler(
-            len(self.train_set),
+        return train_loader(
+            self.train_set,
             self.config.data.batch_size,
             seed=self.config.seed,
             epoch=epoch,
+            num_workers=self.config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
             rank=self.info.rank,
             world_size=self.info.world_size,
             start_batch=self.batch_in_epoch,
-            num_batches=self.steps_per_epoch * accum,
-        )
-        return DataLoader(
-            SeededSamples(self.train_set, self.config.seed),
-            batch_sampler=sampler,
-            collate_fn=collate_samples,
-            num_workers=self.config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
+            num_batches=self.steps_per_epoch * self.config.optim.accum_steps,
         )
 
     def _train_epoch(self) -> None:
-        accum = self.config.optim.accum_steps
         window = StepWindow()
-        cycle: dict[str, Tensor] = {}  # loss terms summed over the micro-batches of one step
-        cycle_count = 0
-        loss_bad = torch.zeros((), dtype=torch.bool, device=self.device)
         epoch_skipped = 0
-        for batch in self._loader(self.epoch):
-            micro = self.batch_in_epoch % accum
-            self.batch_in_epoch += 1
-            last_micro = micro == accum - 1
-            info = StepInfo(
-                step=self.step,
-                epoch=self.epoch,
-                steps_per_epoch=self.steps_per_epoch,
-                total_steps=self.total_steps,
-                generator=seeded_generator(self.config.seed, self.step, micro),
-                rank=self.info.rank,
-                world_size=self.info.world_size,
-            )
-            if batch is None:  # every image of this micro-batch was unreadable and skipped
-                skipped = self.config.data.batch_size
-            else:
-                skipped = batch.pop("num_skipped", 0)
-                out = self._forward_backward(batch, info, last_micro)
-                for key, value in out.items():
-                    cycle[key] = cycle[key] + value if key in cycle else value
-                cycle_count += 1
-                loss_bad = loss_bad | ~torch.isfinite(out["loss"])
-            window.skipped += skipped
-            epoch_skipped += skipped
-            if last_micro:  # the cycle closes on schedule even if its last micro-batch was empty
-                values = self._optimizer_step(info, loss_bad, cycle)
-                if values is not None and cycle_count:
-                    window.add(values, cycle_count)
-                    self._epoch_loss[0] += values["loss"]
-                    self._epoch_loss[1] += cycle_count
-                self._after_step(window)
-                cycle, cycle_count = {}, 0
-                loss_bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        batches = TimedIterator(self._loader(self.epoch))
+        for micro_batches in _cycles(batches, self.config.optim.accum_steps):
+            result = self.train_step(micro_batches)
+            window.data_wait += batches.take()
+            if result.values is not None and result.micro_batches:
+                window.add(result.values, result.micro_batches)
+                self._epoch_loss[0] += result.values["loss"]
+                self._epoch_loss[1] += result.micro_batches
+            window.skipped += result.skipped
+            epoch_skipped += result.skipped
+            self._after_step(window)
         if epoch_skipped:
             self.console.warn(f"epoch {self.epoch}: skipped {epoch_skipped} unreadable image(s)")
+
+    def step_info(self, micro: int = 0) -> StepInfo:
+        """Where micro-batch ``micro`` of the current step is (generator: (seed, step, micro))."""
+        return StepInfo(
+            step=self.step,
+            epoch=self.epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            generator=seeded_generator(self.config.seed, self.step, micro),
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+        )
+
+    def train_step(self, micro_batches: Iterable[dict[str, Any] | None]) -> StepResult:
+        """One optimiser step: forward and backward of each micro-batch, then the update.
+
+        The single training step of the code base: :func:`starft.train.fit` runs it for every
+        step and ``starft bench`` times it. ``micro_batches`` yields ``optim.accum_steps``
+        batches (``None``: every image of that micro-batch was unreadable); gradients accumulate
+        under the autocast, GradScaler and DDP wrapper of the loop (DDP synchronises on the last
+        micro-batch only), then one host read checks the step and the optimiser updates.
+        """
+        accum = self.config.optim.accum_steps
+        cycle: dict[str, Tensor] = {}  # loss terms summed over the micro-batches of the step
+        count = skipped = 0
+        loss_bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        info = self.step_info(0)
+        for micro, batch in enumerate(micro_batches):
+            self.batch_in_epoch += 1
+            info = self.step_info(micro)
+            if batch is None:
+                skipped += self.config.data.batch_size
+                continue
+            skipped += batch.pop("num_skipped", 0)
+            out = self._forward_backward(batch, info, last_micro=micro == accum - 1)
+            for key, value in out.items():
+                cycle[key] = cycle[key] + value if key in cycle else value
+            count += 1
+            loss_bad = loss_bad | ~torch.isfinite(out["loss"])
+        # The step closes on schedule even if its last micro-batch was empty.
+        values = self._optimizer_step(info, loss_bad, cycle)
+        return StepResult(values if count else None, count, skipped)
 
     def _forward_backward(
         self, batch: dict[str, Any], info: StepInfo, last_micro: bool
@@ -149,6 +219,7 @@ class StepLoop:
                     "skipped_images": window.skipped,
                     "nonfinite_skipped": self.nonfinite_skipped,
                     "seconds_per_step": window.seconds_per_step(self.config.optim.accum_steps),
+                    "data_wait_share": window.data_wait_share(),
                 },
             )
             window.reset()

@@ -163,6 +163,8 @@ def cross_groups(
 class ArrayDataset(ClassificationDataset):
     """Images in a ``uint8 [N, H, W, 3]`` array (CIFAR pickles, .npy/.npz files, STL-10 .bin)."""
 
+    fixed_images = True
+
     def __init__(self, images: np.ndarray, labels: Sequence[int], **kwargs: Any) -> None:
         if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(labels):
             raise StarftError(

@@ -43,6 +43,7 @@ class ObjectNet(BenchmarkDataset):
     label_space = None
     markers = ("images",)
     default_templates = IMAGENET_TEMPLATES
+    fixed_images = True  # a fixed border crop of the file
 
     def __init__(
         self,

@@ -147,6 +147,8 @@ def build_transforms(processor: Any, image_size: int) -> tuple[Any, Any, dict[st
 class ConvertRGB:
     """PIL image -> RGB (a class, not a lambda, so transforms pickle into data-loader workers)."""
 
+    deterministic_step = True  # no randomness: exact feature caches may rely on it
+
     def __call__(self, image: Any) -> Any:
         return image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image
 
