@@ -19,6 +19,7 @@ ALLOWED = {
     "train": {"models", "data", "methods", "eval", "losses"},
     "report": {"eval"},
     "demo": {"train", "eval", "report", "methods", "models", "data"},
+    "discovery": {"models", "data", "sandbox", "generation", "eval", "train", "methods"},
 }
 
 

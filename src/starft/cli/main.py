@@ -15,6 +15,7 @@ from starft.cli import (
     concepts,
     demo,
     discover,
+    discover_bench,
     evaluate,
     explain,
     ls,
@@ -40,6 +41,7 @@ COMMANDS = (
     pools,
     concepts,
     discover,
+    discover_bench,
 )
 
 
