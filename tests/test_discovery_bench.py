@@ -147,6 +147,16 @@ def test_packaged_grids_load_and_overrides_apply():
         load_grid("huge")
 
 
+def test_cli_lists_settings_and_needs_out_to_run(capsys):
+    assert main(["discover-bench", "--grid", "quick", "--list"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "8 settings"
+    assert main(["discover-bench", "--grid", "quick", "--methods", "ft", "--list"]) == 0
+    assert "star-V0.99-plus-ft" in capsys.readouterr().out
+    assert main(["discover-bench", "--grid", "quick"]) == 2
+    assert "--out is required" in capsys.readouterr().err
+    assert main(["discover-bench", "--grid", "quick", "--list", "ravl=1"]) == 2
+
+
 MICRO = """
 defaults:
   model: sandbox-clip
@@ -168,7 +178,7 @@ def test_micro_grid_writes_json_and_markdown(tmp_path, capsys):
     grid_file.write_text(MICRO)
     out = tmp_path / "bench"
     args = ["discover-bench", "--grid-file", str(grid_file), "--grid", "micro", "--out", str(out)]
-    assert main([*args, "--list"]) == 0
+    assert main(["discover-bench", "--grid-file", str(grid_file), "--grid", "micro", "--list"]) == 0
     assert "star-V0.99-plus-ft" in capsys.readouterr().out
     assert main(args) == 0
     document = json.loads((out / "bench.json").read_text())

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grid", default="quick", help="grid name (default: quick)")
     p.add_argument("--grid-file", help="a grid file of the same shape (default: the packaged)")
-    p.add_argument("--out", required=True, help="folder for bench.json, bench.md and runs/")
+    p.add_argument("--out", help="folder for bench.json, bench.md and runs/ (required to run)")
     p.add_argument("--methods", nargs="+", help="fine-tuning methods (default: the grid's)")
     p.add_argument(
         "--keep-weights", action="store_true", help="keep each setting's fine-tuned weights"
@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(settings)} settings")
         return 0
     from starft.discovery.bench import run_bench
+    from starft.errors import StarftError
+
+    if not args.out:
+        raise StarftError("discover-bench: --out is required (except with --list)")
 
     def status(text: str) -> None:
         print(text, flush=True)

@@ -216,7 +216,9 @@ class _EvalSets:
         return self.cache[key]
 
 
-def _fine_tune(config: TrainConfig, keep_weights: bool) -> tuple[ClipModel, Any, float]:
+def _fine_tune(
+    config: TrainConfig, keep_weights: bool, classnames: list[str]
+) -> tuple[ClipModel, Any, float]:
     from starft.train import fit
 
     run_dir = Path(config.out_dir)
@@ -228,6 +230,11 @@ def _fine_tune(config: TrainConfig, keep_weights: bool) -> tuple[ClipModel, Any,
     weights = fitted.best_dir if fitted.best_dir is not None else fitted.final_dir
     model = create_model(str(weights))
     loaded = load_head(weights)
+    if loaded is not None and list(loaded[1]) != classnames:
+        raise StarftError(
+            f"{weights}: the trained head's classes {loaded[1]} are not the evaluation set's "
+            f"{classnames}"
+        )
     if not keep_weights:  # about 40 MB per setting; the record keeps what was measured
         for folder in (fitted.final_dir, fitted.best_dir):
             if folder is not None:
@@ -258,10 +265,13 @@ def run_settings(
         if status is not None:
             status(f"{number}/{len(settings)} {setting.key}: fine-tune")
         tic = time.perf_counter()
-        model, head, train_seconds = _fine_tune(configs[setting], keep_weights)
+        dataset = eval_sets.get(setting)
+        model, head, train_seconds = _fine_tune(
+            configs[setting], keep_weights, list(dataset.classnames)
+        )
         if status is not None:
             status(f"{number}/{len(settings)} {setting.key}: discover")
-        record = score_setting(grid, setting, model, head, eval_sets.get(setting))
+        record = score_setting(grid, setting, model, head, dataset)
         record["achieved_cramers_v"] = _achieved_v(configs[setting])
         record["train_config"] = to_dict(configs[setting])
         record["train_seconds"] = train_seconds

@@ -174,5 +174,9 @@ def check_grid(grid: BenchGrid, where: str = "bench grid") -> None:
             raise StarftError(
                 f"{where}: train.{reserved} is set per setting; use the grid's own key instead"
             )
+    if "dataset" in (grid.train.get("data") or {}):
+        raise StarftError(
+            f"{where}: train.data.dataset is always sandbox_markers (the setting's marker task)"
+        )
     # The shared training fields must form a valid TrainConfig on their own.
     build_dataclass(TrainConfig, grid.train, prefix=f"{where} train")
