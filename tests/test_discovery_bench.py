@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from starft.cli.main import main
-from starft.discovery.bench import marker_gap
+from starft.discovery.bench import _reusable, marker_gap, scoring_config, train_config
 from starft.discovery.bench_grid import grid_names, load_grid
 from starft.discovery.bench_metrics import (
     bootstrap_interval,
@@ -204,6 +204,19 @@ def test_micro_grid_writes_json_and_markdown(tmp_path, capsys):
     assert "## Every setting" in report and "star" in report
     assert not list((out / "runs" / record["key"]).glob("final"))  # weights removed
     assert "report:" in capsys.readouterr().out
+    # --resume reuses the saved record of a setting scored with the same configs ...
+    assert main([*args, "--resume"]) == 0
+    assert "reused" in capsys.readouterr().out
+    again = json.loads((out / "bench.json").read_text())["settings"][0]
+    assert again["scores"] == record["scores"]
+    # ... and not one scored differently
+    grid = load_grid("micro", grid_file)
+    (setting,) = grid.settings()
+    config = train_config(grid, setting, grid.model, out / "runs" / setting.key)
+    saved = out / "runs" / setting.key / "record.json"
+    assert _reusable(saved, config, scoring_config(grid)) is not None
+    changed = load_grid("micro", grid_file, ["min_coverage=0.6"])
+    assert _reusable(saved, config, scoring_config(changed)) is None
 
 
 @pytest.mark.slow

@@ -29,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-weights", action="store_true", help="keep each setting's fine-tuned weights"
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse runs/<setting>/record.json of settings already scored with the same configs",
+    )
     p.add_argument("--list", action="store_true", help="print the settings and exit")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="grid overrides")
     p.set_defaults(run=run)
@@ -61,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
         words += ["--grid-file", args.grid_file]
     command = shlex.join([*words, *overrides])
     bench = run_bench(
-        grid, args.out, keep_weights=args.keep_weights, status=status, command=command
+        grid,
+        args.out,
+        keep_weights=args.keep_weights,
+        resume=args.resume,
+        status=status,
+        command=command,
     )
     scope = bench.summary["all"]
     print(f"{scope['kept']} of {scope['settings']} settings kept ({bench.seconds / 60:.1f} min)")

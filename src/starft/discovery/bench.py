@@ -20,6 +20,7 @@ Settings that are not kept are still recorded, with their scores, but left out o
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -44,7 +45,7 @@ from starft.methods import METHODS
 from starft.models import ClipModel, create_model
 from starft.models.heads import load_head
 from starft.sandbox.marker_tasks import achieved_cramers_v
-from starft.utils.io import check_output_dir
+from starft.utils.io import atomic_write_json, check_output_dir
 
 EVAL_DATASET = "sandbox_markers_eval"
 TRAIN_DATASET = "sandbox_markers"
@@ -242,19 +243,57 @@ def _fine_tune(
     return model, None if loaded is None else loaded[0], seconds
 
 
+RECORD_NAME = "record.json"
+# Grid fields that change how a fine-tuned model is scored (the rest only change which settings
+# run); a record is reused on resume only when these and its training config are unchanged.
+SCORING_FIELDS = (
+    "model",
+    "eval",
+    "regions",
+    "region_method",
+    "scoring",
+    "k_range",
+    "discovery_seed",
+    "min_marker_gap",
+    "min_coverage",
+    "rankings",
+    "ks",
+    "seed",
+)
+
+
+def scoring_config(grid: BenchGrid) -> dict[str, Any]:
+    """The grid fields a setting's scores depend on, JSON-ready."""
+    return json.loads(json.dumps({f: to_dict(getattr(grid, f)) for f in SCORING_FIELDS}))
+
+
+def _reusable(path: Path, config: TrainConfig, scoring: dict[str, Any]) -> dict[str, Any] | None:
+    """The record saved at ``path`` if it was made with the same training and scoring config."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same_train = record.get("train_config") == json.loads(json.dumps(to_dict(config)))
+    return record if same_train and record.get("scoring_config") == scoring else None
+
+
 def run_settings(
     grid: BenchGrid,
     out_dir: str | Path,
     *,
     keep_weights: bool = False,
+    resume: bool = False,
     status: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fine-tune, discover and score every setting of ``grid``; one record per setting."""
+    """Fine-tune, discover and score every setting of ``grid``; one record per setting, also
+    saved as ``runs/<setting>/record.json``. With ``resume``, a setting whose saved record was
+    made with the same training and scoring config is not run again."""
     check_grid(grid, f"bench grid '{grid.name}'")
     out = Path(out_dir)
     settings = grid.settings()
     # Every config is built now, so a bad training field fails before any rendering.
     configs = {s: train_config(grid, s, grid.model, out / "runs" / s.key) for s in settings}
+    scoring = scoring_config(grid)
     pretrained = create_model(grid.model)
     height, width = pretrained.image_size
     if height != width:
@@ -262,20 +301,30 @@ def run_settings(
     eval_sets = _EvalSets(grid, pretrained.preprocess_val, int(height))
     records = []
     for number, setting in enumerate(settings, 1):
+        where = f"{number}/{len(settings)} {setting.key}"
+        path = out / "runs" / setting.key / RECORD_NAME
+        saved = _reusable(path, configs[setting], scoring) if resume else None
+        if saved is not None:
+            if status is not None:
+                status(f"{where}: reused {path}")
+            records.append(saved)
+            continue
         if status is not None:
-            status(f"{number}/{len(settings)} {setting.key}: fine-tune")
+            status(f"{where}: fine-tune")
         tic = time.perf_counter()
         dataset = eval_sets.get(setting)
         model, head, train_seconds = _fine_tune(
             configs[setting], keep_weights, list(dataset.classnames)
         )
         if status is not None:
-            status(f"{number}/{len(settings)} {setting.key}: discover")
+            status(f"{where}: discover")
         record = score_setting(grid, setting, model, head, dataset)
         record["achieved_cramers_v"] = _achieved_v(configs[setting])
         record["train_config"] = to_dict(configs[setting])
+        record["scoring_config"] = scoring
         record["train_seconds"] = train_seconds
         record["seconds"] = time.perf_counter() - tic
+        atomic_write_json(path, record)
         records.append(record)
     return records
 
@@ -300,15 +349,16 @@ def run_bench(
     out_dir: str | Path,
     *,
     keep_weights: bool = False,
+    resume: bool = False,
     status: Callable[[str], None] | None = None,
     command: str | None = None,
 ) -> BenchRun:
     """Run every setting of ``grid`` and write ``bench.json`` and ``bench.md`` into ``out_dir``
     (fine-tuning runs go to ``out_dir/runs/<setting>``; their weights are removed unless
-    ``keep_weights``)."""
+    ``keep_weights``; ``resume`` reuses the settings already scored with the same configs)."""
     check_output_dir(out_dir, "discover-bench output folder")
     tic = time.perf_counter()
-    records = run_settings(grid, out_dir, keep_weights=keep_weights, status=status)
+    records = run_settings(grid, out_dir, keep_weights=keep_weights, resume=resume, status=status)
     seconds = time.perf_counter() - tic
     paths = write_bench(out_dir, grid, records, seconds=seconds, command=command)
     return BenchRun(records, summarise_records(grid, records), paths, seconds)
