@@ -20,6 +20,17 @@ ALLOWED = {
     "train": {"models", "data", "methods", "eval", "losses"},
     "report": {"eval"},
     "demo": {"train", "eval", "report", "methods", "models", "data"},
+    "discovery": {"models", "data", "sandbox", "generation", "eval"},
+    "discovery_bench": {
+        "models",
+        "data",
+        "sandbox",
+        "generation",
+        "eval",
+        "train",
+        "methods",
+        "discovery",
+    },
 }
 
 

@@ -76,23 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def parse_k_range(text: str | None) -> list[int] | None:
-    """``"A:B"`` -> ``[A, ..., B]`` (both included, 2 <= A <= B); None stays None."""
-    from starft.errors import StarftError
-
-    if text is None:
-        return None
-    low, sep, high = text.partition(":")
-    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-        raise StarftError(f"--k-range must be A:B with integers, e.g. 4:9, got '{text}'")
-    a, b = int(low), int(high)
-    if a < 2 or b < a:
-        raise StarftError(f"--k-range {text}: need 2 <= A <= B")
-    return list(range(a, b + 1))
-
-
 def _check_args(args: argparse.Namespace) -> None:
     """Cheap checks before the model loads."""
+    from starft.discovery.clustering import parse_k_range
     from starft.discovery.inputs import parse_regions
     from starft.discovery.naming import NAMING_SCORES
     from starft.discovery.vocabulary import check_word_template
@@ -127,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from starft.config import parse_flat_overrides
     from starft.data import create_dataset
     from starft.discovery import compute_discovery_inputs, discover_from_inputs
+    from starft.discovery.clustering import parse_k_range
     from starft.discovery.vocabulary import load_vocabulary
     from starft.models import create_model
     from starft.train.distributed import resolve_device

@@ -15,6 +15,7 @@ from starft.cli import (
     concepts,
     demo,
     discover,
+    discover_bench,
     evaluate,
     explain,
     ls,
@@ -42,6 +43,7 @@ COMMANDS = (
     concepts,
     masks,
     discover,
+    discover_bench,
 )
 
 

@@ -9,11 +9,25 @@ import numpy as np
 
 from starft.discovery.kmedoids import kmedoids_alternate
 from starft.discovery.silhouette import silhouette_score_precomputed
+from starft.errors import StarftError
 
 
 def default_k_range(num_classes: int) -> range:
     """RaVL's sweep: K from 2|Y| to 5|Y| - 1."""
     return range(2 * num_classes, 5 * num_classes)
+
+
+def parse_k_range(text: str | None) -> list[int] | None:
+    """``"A:B"`` -> ``[A, ..., B]`` (both included, 2 <= A <= B); None stays None."""
+    if text is None:
+        return None
+    low, sep, high = text.partition(":")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise StarftError(f"--k-range must be A:B with integers, e.g. 4:9, got '{text}'")
+    a, b = int(low), int(high)
+    if a < 2 or b < a:
+        raise StarftError(f"--k-range {text}: need 2 <= A <= B")
+    return list(range(a, b + 1))
 
 
 @dataclass(frozen=True)

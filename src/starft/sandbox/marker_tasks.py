@@ -103,6 +103,15 @@ def sandbox_markers(
     grid, spurious_id, rng = _marker_setup(
         task, n, spurious, kind, grid, seed, render["image_size"]
     )
+    table, plan = _training_plan(n, spurious_id, cramers_v, kind, grid, rng)
+    name = f"{task}[{spurious},V={cramers_v},{kind},grid={grid}]"
+    return _marker_dataset(table, plan, spurious_id, name, seed, render)
+
+
+def _training_plan(
+    n: int, spurious_id: int, cramers_v: float, kind: str, grid: int, rng: np.random.Generator
+) -> tuple[AttributeTable, MarkerPlan]:
+    """The attribute table and marker plan of ``sandbox_markers`` (everything but rendering)."""
     num_classes = len(vocabulary("shape"))
     counts = class_counts(n, num_classes, rng)
     shapes = np.repeat(np.arange(num_classes), counts)[rng.permutation(int(counts.sum()))]
@@ -110,8 +119,25 @@ def sandbox_markers(
     marker_table = confounded_table(counts, spurious_id, cramers_v, rng)
     present = assign_markers(shapes, marker_table.marked, rng)
     plan = MarkerPlan(kind=kind, grid=grid, present=present, cramers_v=marker_table.cramers_v)
-    name = f"{task}[{spurious},V={cramers_v},{kind},grid={grid}]"
-    return _marker_dataset(table, plan, spurious_id, name, seed, render)
+    return table, plan
+
+
+def achieved_cramers_v(
+    *,
+    n: int = _DEFAULTS["n"],
+    spurious: str = _DEFAULTS["spurious"],
+    cramers_v: float = _DEFAULTS["cramers_v"],
+    seed: int = _DEFAULTS["seed"],
+) -> float:
+    """The Cramér's V ``sandbox_markers`` with these arguments achieves, without rendering."""
+    shapes = vocabulary("shape")
+    if spurious not in shapes:
+        raise StarftError(f"spurious class '{spurious}' is not a shape ({', '.join(shapes)})")
+    check_n(n)
+    rng = table_rng(seed)
+    _, plan = _training_plan(n, shapes.index(spurious), cramers_v, "plus", 1, rng)
+    assert plan.cramers_v is not None
+    return plan.cramers_v
 
 
 @sandbox_task(
