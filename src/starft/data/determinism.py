@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from starft.utils.transform_steps import DETERMINISTIC_STEPS, EQUIVALENT_STEPS
+
 
 def _fixed_steps() -> tuple[set[type], set[Any]]:
-    """Transform classes (exact types) and plain functions that never draw random numbers."""
+    """torchvision's transform classes (exact types) that never draw random numbers."""
     from torchvision import transforms as T
     from torchvision.transforms import v2
 
@@ -39,17 +41,7 @@ def _fixed_steps() -> tuple[set[type], set[Any]]:
         v2.Pad,
         v2.ConvertImageDtype,
     }
-    functions: set[Any] = set()
-    try:
-        import open_clip.transform as oc
-    except ImportError:  # open_clip is optional for this check: its steps are then unknown
-        return classes, functions
-    for name in ("MaybeConvertMode", "MaybeToTensor", "CenterCropOrPad"):
-        if hasattr(oc, name):
-            classes.add(getattr(oc, name))
-    if hasattr(oc, "_convert_to_rgb"):
-        functions.add(oc._convert_to_rgb)
-    return classes, functions
+    return classes, set()
 
 
 def _compose_steps(transform: Any) -> list[Any] | None:
@@ -80,23 +72,26 @@ def random_transform_step(transform: Any) -> str | None:
             continue
         if getattr(type(step), "deterministic_step", False):  # a class's own declaration
             continue
-        if _fixed_resize_keep_ratio(step):
+        if _declared_fixed(step):
             continue
         return getattr(step, "__name__", type(step).__name__)
     return None
 
 
-def _fixed_resize_keep_ratio(step: Any) -> bool:
-    """open_clip's ``ResizeKeepRatio`` is deterministic only with its random options off."""
-    try:
-        from open_clip.transform import ResizeKeepRatio
-    except ImportError:
-        return False
-    return (
-        type(step) is ResizeKeepRatio
-        and not step.random_scale_prob
-        and not getattr(step, "random_aspect_prob", 0.0)
-    )
+def _declared_fixed(step: Any) -> bool:
+    """A model library's own step that its backend declared deterministic (or equal to a fixed
+    torchvision step), e.g. open_clip's ``MaybeToTensor`` or its ``ResizeKeepRatio`` with the
+    random options off."""
+    if type(step) in EQUIVALENT_STEPS:
+        return True
+    for key in (type(step), step):
+        try:
+            if key in DETERMINISTIC_STEPS:
+                when = DETERMINISTIC_STEPS[key]
+                return when is None or bool(when(step))
+        except TypeError:  # an unhashable step object
+            continue
+    return False
 
 
 def fixed_images(dataset: Any) -> bool:

@@ -29,7 +29,7 @@ from starft.errors import StarftError
 from starft.models.backends.hub_cache import hub_cache_dir
 from starft.models.backends.open_clip_model import CONFIG_FILE, OpenClipModel
 from starft.registry import Registry
-from starft.utils.transform_steps import declare_step
+from starft.utils.transform_steps import declare_deterministic, declare_step
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -93,6 +93,17 @@ def register_configs() -> None:
     # open_clip's own preprocessing steps, so masks and boxes can follow its transforms.
     declare_step(open_clip_transform.MaybeConvertMode, "image_only")
     declare_step(open_clip_transform.MaybeToTensor, "to_tensor")
+    # ... and which of its steps never draw random numbers (exact per-row feature caches).
+    for name in ("CenterCropOrPad", "_convert_to_rgb"):
+        if hasattr(open_clip_transform, name):
+            declare_deterministic(getattr(open_clip_transform, name))
+    if hasattr(open_clip_transform, "ResizeKeepRatio"):
+        declare_deterministic(
+            open_clip_transform.ResizeKeepRatio,
+            when=lambda step: (
+                not step.random_scale_prob and not getattr(step, "random_aspect_prob", 0.0)
+            ),
+        )
     _registered_configs = True
 
 
