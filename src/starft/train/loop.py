@@ -43,6 +43,7 @@ from starft.methods import Method, PrepareContext
 from starft.models import create_model
 from starft.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from starft.train.console import Console
+from starft.train.device_setup import has_batch_norm, prepare_for_device
 from starft.train.distributed import (
     broadcast_module,
     init_distributed,
@@ -144,6 +145,8 @@ class Trainer(StepLoop):
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.method,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                # Only batch norms change buffers in training: else no broadcast every step.
+                broadcast_buffers=has_batch_norm(self.method),
             )
 
     def _build(self, resume: str | Path | None, overwrite: bool) -> None:
@@ -161,7 +164,10 @@ class Trainer(StepLoop):
             self.model.load_text_tower(create_model(config.model.text_tower_from))
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
-        self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
+        prepare_for_device(self.method, self.device, compile=config.compile)
+        self.optimizer = build_optimizer(
+            self.method.trainable_named_parameters(), config.optim, self.device
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.steps_per_epoch = (
             steps_per_epoch(config, len(self.train_set), info.world_size)
