@@ -27,6 +27,7 @@ from starft.data import get_templates
 from starft.data.resources import read_json_resource
 from starft.models import create_model
 from starft.models.zeroshot import caption_embeddings, text_batch_size
+from starft.train.distributed import resolve_autocast
 
 
 def _sync(device: torch.device) -> None:
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     classnames = read_json_resource("benchmarks/imagenet_classnames.json")["classnames"]
     classnames = list(classnames[: args.classes])
     templates = get_templates(args.templates)[: args.num_templates]
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    dtype = resolve_autocast(args.precision, device)
     return {
         "model": args.model,
         "device": str(device),
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "features": feature_throughput(
             model, device, args.image_batch_sizes, args.num_images, dtype
         ),
-        "precision": args.precision,
+        "precision": str(dtype or "fp32"),
     }
 
 
@@ -132,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="sandbox-clip")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--templates", default="openai_imagenet")
     p.add_argument("--num-templates", type=int, default=80)
