@@ -338,3 +338,70 @@ def cli_worker(
         code = main(argv)
     result = {"code": code, "out": out.getvalue(), "err": err.getvalue()}
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+
+
+# -- collectives of the training steps ------------------------------------------------------------
+COUNTED_COLLECTIVES = (
+    "all_reduce",
+    "all_gather",
+    "all_gather_into_tensor",
+    "all_gather_object",
+    "broadcast",
+    "broadcast_object_list",
+    "reduce",
+    "reduce_scatter",
+    "reduce_scatter_tensor",
+    "gather",
+    "scatter",
+    "barrier",
+    "_broadcast_coalesced",  # DDP's buffer broadcast before each forward
+)
+
+
+def collectives_worker(
+    rank: int, world_size: int, port: int, overrides: list[str], out_dir: str
+) -> None:
+    """``fit`` with every Python-level collective recorded while the epochs' steps run.
+
+    Each call is recorded as ``(collective, "package/module:function")`` of its caller. DDP's own
+    gradient all-reduce runs inside its C++ reducer and is not seen here; everything else is.
+    """
+    import json
+    import sys
+
+    import torch.distributed as dist
+
+    _init_process_group(rank, world_size, port)
+    from starft.config import load_train_config
+    from starft.train import fit
+    from starft.train.loop import Trainer
+
+    calls: list[tuple[str, str]] = []
+    counting = [False]
+
+    def counted(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if counting[0]:
+                code = sys._getframe(1).f_code
+                where = Path(code.co_filename)
+                calls.append((name, f"{where.parent.name}/{where.stem}:{code.co_name}"))
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    for name in COUNTED_COLLECTIVES:
+        setattr(dist, name, counted(name, getattr(dist, name)))
+    real_epoch = Trainer._train_epoch
+
+    def train_epoch(self: Any) -> None:
+        counting[0] = True
+        try:
+            real_epoch(self)
+        finally:
+            counting[0] = False
+
+    Trainer._train_epoch = train_epoch  # type: ignore[method-assign]
+    result = fit(load_train_config(None, overrides))
+    report = {"steps": result.steps, "calls": calls}
+    Path(out_dir, f"collectives_rank{rank}.json").write_text(json.dumps(report))
+    _shutdown()

@@ -279,3 +279,43 @@ def test_a_setup_error_on_one_rank_ends_every_rank_with_one_message(tmp_path):
     lines = [line for r in results for line in r["err"].splitlines() if line.strip()]
     assert lines == ["starft: error: CSV file 'train.csv' is broken on rank 1's copy (on rank 1)"]
     assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+# -- 4. no collectives beyond DDP's gradient all-reduce and the feature gathers ------------------
+# (collective, caller) pairs the training steps may issue besides DDP's own gradient all-reduce.
+GATHER_FORWARD = ("all_gather", "losses/distributed:forward")  # features with gradients
+GATHER_BACKWARD = ("all_reduce", "losses/distributed:backward")  # their gradients
+GATHER_NO_GRAD = ("all_gather", "losses/distributed:gather_no_grad")  # teacher features, labels
+STEP_FLAGS = ("all_reduce", "train/nonfinite:step_flags")  # one per optimiser step
+
+
+@pytest.mark.parametrize("method", ["starft", "flyp"])
+def test_training_steps_issue_only_feature_gathers_and_one_flag_reduce_per_step(tmp_path, method):
+    import json
+    from collections import Counter
+
+    from _ddp_workers import collectives_worker
+
+    accum = 2
+    overrides = [
+        *(o for o in fit_overrides(tmp_path / "run", batch_size=4) if "decay" not in o),
+        f"method.name={method}",
+        f"optim.accum_steps={accum}",
+    ]
+    launch(collectives_worker, overrides, str(tmp_path))
+    for rank in range(WORLD_SIZE):
+        report = json.loads((tmp_path / f"collectives_rank{rank}.json").read_text())
+        steps = report["steps"]
+        micro = steps * accum
+        counts = Counter(tuple(call) for call in report["calls"])
+        print(f"{method} rank {rank}: {steps} steps, {micro} micro-batches: {dict(counts)}")
+        assert steps == 64 // (4 * WORLD_SIZE * accum)
+        allowed = {GATHER_FORWARD, GATHER_BACKWARD, GATHER_NO_GRAD, STEP_FLAGS}
+        assert set(counts) <= allowed, set(counts) - allowed
+        # No buffer broadcast (a ViT has no batch norm) and one flag reduce per optimiser step,
+        # none per micro-batch.
+        assert counts[STEP_FLAGS] == steps
+        # The same gathers in every micro-batch, each differentiable one reduced once backward.
+        assert counts[GATHER_FORWARD] > 0 and counts[GATHER_FORWARD] % micro == 0
+        assert counts[GATHER_BACKWARD] == counts[GATHER_FORWARD]
+        assert counts[GATHER_NO_GRAD] % micro == 0

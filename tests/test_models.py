@@ -110,10 +110,13 @@ def test_list_models_has_starft_and_open_clip_entries():
     assert "ViT-B-16" in names and "RN50" in names
 
 
-def test_zeroshot_head_matches_per_class_computation(tiny_model):
-    classnames = ["dog", "cat", "fish"]
-    templates = ["a photo of a {}.", "a sketch of a {}.", "art of the {}."]
-    head = build_zeroshot_head(tiny_model, classnames, templates, batch_size=4)
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_zeroshot_head_matches_per_class_computation(tiny_model, batch_size):
+    # Captions of very different lengths: batches are ordered by length across classes and
+    # scattered back, each batch trimmed to its own longest caption.
+    classnames = ["dog", "great white shark in the deep blue sea", "fish"]
+    templates = ["a photo of a {}.", "a sketch of a {}.", "art of the {}.", "{}"]
+    head = build_zeroshot_head(tiny_model, classnames, templates, batch_size=batch_size)
     assert head.shape == (3, tiny_model.embed_dim)
     with torch.no_grad():
         for row, name in zip(head, classnames):
@@ -121,3 +124,10 @@ def test_zeroshot_head_matches_per_class_computation(tiny_model):
             per_template = tiny_model.model.encode_text(tokens)
             expected = F.normalize(F.normalize(per_template, dim=-1).mean(0), dim=-1)
             assert torch.allclose(row, expected, atol=1e-5)
+
+
+def test_text_batch_size_depends_on_the_device():
+    from starft.models.zeroshot import text_batch_size
+
+    assert text_batch_size("cpu") < text_batch_size("cuda")
+    assert text_batch_size(torch.device("cuda", 1)) == text_batch_size("cuda")

@@ -37,6 +37,7 @@ from starft.methods import Task, create_method
 from starft.methods.feature_cache import ImageFeatureCache
 from starft.models import create_model
 from starft.train.console import Console
+from starft.train.device_setup import prepare_for_device
 from starft.train.distributed import init_distributed, resolve_autocast, resolve_device
 from starft.train.optim import build_optimizer
 from starft.train.step_window import to_device
@@ -94,9 +95,10 @@ class BenchSteps(StepLoop):
             world_size=self.info.world_size,
         ).to(self.device)
         self.method.train()
+        prepare_for_device(self.method, self.device, compile=self.config.compile)
         self.ddp = wrap_for_training(self.method, self.info, self.device)
         self.optimizer = build_optimizer(
-            self.method.trainable_named_parameters(), self.config.optim
+            self.method.trainable_named_parameters(), self.config.optim, self.device
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.console = Console(enabled=False)

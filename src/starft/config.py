@@ -122,7 +122,10 @@ class TrainConfig:
     out_dir: str = "runs/starft"
     seed: int = 0
     device: str = "auto"
+    #: ``auto``: bf16 autocast on CUDA GPUs that support it (else fp16), fp32 on the CPU
     precision: str = "auto"
+    #: ``torch.compile`` the image towers (opt-in; docs/performance.md#gpu)
+    compile: bool = False
     checkpoint_every_steps: int = 0
     #: a registered metric of the validation set; lower-is-better ones (``nll``, the validation
     #: loss) are minimised. Checked against the metric registry when the run is set up.

@@ -1,9 +1,13 @@
 """Zero-shot classification heads built from class names x templates.
 
 The head of class c is the mean of the L2-normalised embeddings of all its template captions,
-renormalised (CLIP's recipe). All C x T captions go through the text tower in large batches rather
-than one class at a time: for ImageNet (1000 x 80) that is 80 forward passes of 1000 captions
-instead of 1000 passes of 80.
+renormalised (CLIP's recipe). All C x T captions go through the text tower in batches that span
+classes, ordered by caption length: causal text towers run only up to the longest caption of a
+batch (``open_clip_text``), so batches of equally long captions carry almost no padding, whereas a
+class-by-class batch always holds the longest template. The batch size depends on the device
+(:func:`text_batch_size`): on a CPU, batches of a few hundred captions keep the activations in
+cache (batches of 1024 captions of a tiny text tower were slower than class-by-class batches of
+80); a GPU wants thousands.
 
 The same class x template table, averaged over *classes* instead of templates, gives one embedding
 per template: the "context" prompts CAR-FT regularises (:func:`build_context_head`).
@@ -19,6 +23,15 @@ from torch import Tensor, nn
 
 from starft.models.protocol import ClipModel
 
+#: captions per text-tower call by device type (measured: docs/performance.md)
+TEXT_BATCH_SIZES = {"cpu": 256, "cuda": 2048}
+DEFAULT_TEXT_BATCH_SIZE = 512
+
+
+def text_batch_size(device: str | torch.device) -> int:
+    """Captions per text-tower call when building heads on ``device``."""
+    return TEXT_BATCH_SIZES.get(torch.device(device).type, DEFAULT_TEXT_BATCH_SIZE)
+
 
 @torch.no_grad()
 def caption_embeddings(
@@ -26,19 +39,31 @@ def caption_embeddings(
     classnames: Sequence[str],
     templates: Sequence[str],
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> Tensor:
-    """Normalised float32 embeddings of every ``template.format(class)``: ``[C, T, embed_dim]``."""
+    """Normalised float32 embeddings of every ``template.format(class)``: ``[C, T, embed_dim]``.
+
+    ``batch_size``: captions per text-tower call (default: :func:`text_batch_size`).
+    """
     if not classnames or not templates:
         raise ValueError("a zero-shot head needs at least one class name and one template")
-    device = device if device is not None else next(model.parameters()).device
+    device = torch.device(device if device is not None else next(model.parameters()).device)
+    batch_size = batch_size or text_batch_size(device)
     captions = [template.format(name) for name in classnames for template in templates]
-    chunks = []
-    for start in range(0, len(captions), batch_size):
-        tokens = model.tokenize(captions[start : start + batch_size]).to(device)
-        chunks.append(model.encode_text(tokens, normalize=True).float())
-    return torch.cat(chunks).view(len(classnames), len(templates), -1)
+    # Longest first (stable): similar lengths share a batch, and the first batch shows the
+    # largest activation size at once.
+    order = sorted(range(len(captions)), key=lambda i: -len(captions[i]))
+    out: Tensor | None = None
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        tokens = model.tokenize([captions[i] for i in rows]).to(device)
+        features = model.encode_text(tokens, normalize=True).float()
+        if out is None:
+            out = features.new_empty(len(captions), features.shape[-1])
+        out[torch.tensor(rows, device=device)] = features
+    assert out is not None
+    return out.view(len(classnames), len(templates), -1)
 
 
 def build_zeroshot_head(
@@ -46,7 +71,7 @@ def build_zeroshot_head(
     classnames: Sequence[str],
     templates: Sequence[str],
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> Tensor:
     """Return the ``[num_classes, embed_dim]`` matrix of normalised class embeddings."""
@@ -61,7 +86,7 @@ def build_context_head(
     classnames: Sequence[str],
     templates: Sequence[str],
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> Tensor:
     """``[num_templates, embed_dim]``: per template, the normalised mean over classes of its

@@ -45,6 +45,7 @@ from starft.methods import Method, PrepareContext
 from starft.models import create_model
 from starft.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from starft.train.console import Console
+from starft.train.device_setup import prepare_for_device
 from starft.train.distributed import (
     broadcast_module,
     init_distributed,
@@ -159,10 +160,13 @@ class Trainer(StepLoop):
             self.model.load_text_tower(create_model(config.model.text_tower_from))
         self.train_set, self.val_set = build_datasets(config, self.model)
         self.method: Method = build_method(config, self.model, self.train_set, info).to(self.device)
+        prepare_for_device(self.method, self.device, compile=config.compile)
         self.teacher_caches = setup_teacher_caches(
             config.teacher_cache, self.method, self.train_set, self.out_dir, info.rank
         )
-        self.optimizer = build_optimizer(self.method.trainable_named_parameters(), config.optim)
+        self.optimizer = build_optimizer(
+            self.method.trainable_named_parameters(), config.optim, self.device
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.steps_per_epoch = (
             steps_per_epoch(config, len(self.train_set), info.world_size)

@@ -24,6 +24,7 @@ from starft.config import TrainConfig
 from starft.data import collate_samples
 from starft.methods import Method, StepInfo
 from starft.train.console import Console
+from starft.train.device_setup import has_batch_norm
 from starft.train.logger import RunLogger
 from starft.train.nonfinite import step_flags, total_grad_norm, what_failed
 from starft.train.optim import lr_at, set_lr
@@ -86,7 +87,10 @@ def wrap_for_training(method: Method, info: DistInfo, device: torch.device) -> n
     """The module the step calls: ``method`` itself, or its DDP wrapper under torchrun."""
     if info.world_size > 1 and method.trains_by_gradient:
         return nn.parallel.DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None
+            method,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            # Only batch norms change buffers in training: else no broadcast every step.
+            broadcast_buffers=has_batch_norm(method),
         )
     return method
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from starft.errors import StarftError
+from starft.models.backends.fast_bpe import fast_clip_tokenizer
 from starft.models.backends.hub_cache import hub_cache_dir
 from starft.models.backends.open_clip_model import CONFIG_FILE, OpenClipModel
 from starft.registry import Registry
@@ -200,7 +201,7 @@ def create_open_clip(
         raise StarftError(
             f"could not load model '{name}' (pretrained={pretrained!r}): {err}"
         ) from err
-    tokenizer = open_clip.get_tokenizer(source)
+    tokenizer = fast_clip_tokenizer(open_clip.get_tokenizer(source))
     return OpenClipModel(
         model,
         tokenizer,
