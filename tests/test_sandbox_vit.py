@@ -109,3 +109,49 @@ def test_flyp_distill_refuses_a_teacher_with_other_inputs():
         create_method(
             "flyp_distill", model, Task(["a", "b"], ["{}"]), {"teacher": "starft-sandbox-rn"}
         )
+
+
+def test_flyp_distill_class_term_is_the_kl_between_zero_shot_class_distributions():
+    torch.manual_seed(0)
+    model = create_model("starft-sandbox-vit")
+    task = Task(["star", "ring", "moon"], ["a photo of a {}.", "a {}."])
+    method = create_method(
+        "flyp_distill",
+        model,
+        task,
+        {
+            "teacher": "starft-sandbox-rn",
+            "distill_weight": 2.0,
+            "class_distill_weight": 5.0,
+            "freeze_text": True,
+        },
+    )
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    batch = {"image": images, "label": torch.tensor([0, 1, 2, 0])}
+    out = method(batch, StepInfo(0, 0, 1, 1, seeded_generator(0, 0)))
+
+    def class_log_probs(clip, scale):
+        captions = [t.format(c) for c in task.classnames for t in task.templates]
+        text = clip.encode_text(clip.tokenize(captions), normalize=True).view(3, 2, -1)
+        head = torch.nn.functional.normalize(text.mean(1), dim=-1)
+        logits = scale * clip.encode_image(images, normalize=True) @ head.T
+        return logits.log_softmax(-1)
+
+    with torch.no_grad():
+        student = class_log_probs(model, model.scale())
+        teacher = class_log_probs(method.teacher.model, method.teacher.scale)
+    expected = (teacher.exp() * (teacher - student)).sum(-1).mean()
+    assert out["class_distill"].item() > 0.01  # unrelated towers: far from the noise floor
+    assert torch.allclose(out["class_distill"], expected, rtol=1e-3)
+    total = out["contrastive"] + 2.0 * out["distill"] + 5.0 * out["class_distill"]
+    assert torch.allclose(out["loss"], total, rtol=1e-5)
+
+
+def test_flyp_distill_class_term_needs_a_frozen_text_tower():
+    with pytest.raises(StarftError, match=r"class_distill_weight > 0 needs method\.freeze_text"):
+        create_method(
+            "flyp_distill",
+            create_model("starft-tiny-vit"),
+            Task(["a", "b"], ["{}"]),
+            {"class_distill_weight": 1.0},
+        )

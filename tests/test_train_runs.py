@@ -18,6 +18,7 @@ from starft.cli.main import main
 from starft.errors import StarftError
 from starft.train import Trainer, fit
 from starft.train.checkpoint import load_checkpoint
+from starft.train.nonfinite import DeferredCheck
 from starft.train.optim import effective_warmup
 from starft.utils import io as starft_io
 
@@ -93,6 +94,34 @@ def test_nonfinite_steps_can_be_skipped_and_are_counted(tmp_path, monkeypatch):
     assert "loss" not in train[2]  # the skipped step's NaN never enters the logged means
     weights = load_file(tmp_path / "skip" / "final" / "open_clip_model.safetensors")
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_deferred_check_keeps_the_first_bad_step_and_prefers_the_loss_at_a_tie():
+    check = DeferredCheck(torch.device("cpu"))
+    assert check.take() is None  # nothing recorded: nothing read
+    false, true = torch.tensor(False), torch.tensor(True)
+    check.record(false, torch.tensor(1.0), 0)
+    check.record(false, torch.tensor(float("inf")), 1)  # the first bad step: a gradient
+    check.record(true, torch.tensor(float("nan")), 2)
+    assert check.take() == (1, "gradient")
+    assert check.take() is None  # reset by the read
+    check.record(true, torch.tensor(float("nan")), 7)
+    check.record(false, None, 8)
+    assert check.take() == (7, "loss")
+
+
+def test_stop_mode_reads_the_device_on_log_steps_only(tmp_path, monkeypatch):
+    reads = []
+    original = DeferredCheck.take
+
+    def spy(self, world_size=1):
+        if self.pending:
+            reads.append(self.pending)  # steps covered by this one read
+        return original(self, world_size)
+
+    monkeypatch.setattr(DeferredCheck, "take", spy)
+    fit(config(tmp_path, "log.every_steps=4"))
+    assert reads == [4, 4]  # 8 steps, 2 log rows: one read each, none per step
 
 
 def test_a_stopped_run_can_resume_with_skip(tmp_path, monkeypatch):

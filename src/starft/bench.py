@@ -39,6 +39,7 @@ from starft.models import create_model
 from starft.train.console import Console
 from starft.train.device_setup import prepare_for_device
 from starft.train.distributed import init_distributed, resolve_autocast, resolve_device
+from starft.train.nonfinite import DeferredCheck
 from starft.train.optim import build_optimizer
 from starft.train.step_window import to_device
 from starft.train.steps import StepLoop, wrap_for_training
@@ -108,6 +109,7 @@ class BenchSteps(StepLoop):
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.steps_per_epoch, self.total_steps, self.warmup_steps = total, total * 10, 0
         self.nonfinite_skipped = 0
+        self.nonfinite_check = DeferredCheck(self.device)
         self._epoch_loss = [0.0, 0]
 
     def _stop(self, reason: str) -> None:

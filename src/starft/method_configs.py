@@ -104,10 +104,21 @@ class FeatureDistillConfig(FLYPConfig):
         "preprocessing; empty: the zero-shot start of the model being trained",
     ] = ""
     distill_weight: Annotated[float, "weight of the distillation term mean(1 - cos)"] = 1.0
+    class_distill_weight: Annotated[
+        float,
+        "weight of KL(teacher || student) between the zero-shot class distributions over the "
+        "task's class prompts (needs freeze_text: the class heads are built once)",
+    ] = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _at_least(self, "distill_weight", 0.0)
+        _at_least(self, "class_distill_weight", 0.0)
+        if self.class_distill_weight > 0 and not self.freeze_text:
+            raise StarftError(
+                "method.class_distill_weight > 0 needs method.freeze_text=true (the student's "
+                "class head is built once from its frozen text tower)"
+            )
 
 
 @dataclass

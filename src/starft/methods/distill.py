@@ -9,6 +9,13 @@ pretrained this way against the sandbox ResNet's image features, with the ResNet
 locked in, which gives every image a dense target in the shared space instead of only a caption
 that names a random subset of its attributes.
 
+With ``class_distill_weight`` > 0 a second term distils the teacher's zero-shot *class*
+distribution: ``KL(p_T || p_S)`` where ``p = softmax(scale * f(x) @ W.T)`` over the task's class
+heads ``W`` (class names x templates through each model's own, frozen, text tower). The cosine term
+spreads its pull over every direction of the embedding; an attribute that occupies a small part of
+it (the sandbox's shape, next to colour, scene and style) is learned slowly that way, and the
+class term puts the task's own decision directly into the loss.
+
 The teacher sees the very tensors the student sees, so both must share the embedding size and the
 input preprocessing (size, mean, std); a mismatch stops before training.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from starft.errors import StarftError
@@ -25,6 +33,7 @@ from starft.methods.base import StepInfo, Task
 from starft.methods.flyp import FLYP
 from starft.methods.teacher import FrozenTeacher
 from starft.models import ClipModel, create_model
+from starft.models.zeroshot import build_zeroshot_head
 
 
 def check_teacher_compatible(student: ClipModel, teacher: ClipModel, name: str) -> None:
@@ -70,6 +79,19 @@ class FeatureDistill(FLYP):
             source = create_model(config.teacher)
             check_teacher_compatible(model, source, config.teacher)
         self.teacher = FrozenTeacher(source, cache_text=False)
+        if config.class_distill_weight > 0:
+            # Both text towers are frozen, so both class heads are constants: built once here.
+            templates = task.eval_templates
+            self.register_buffer(
+                "student_head",
+                build_zeroshot_head(model, task.classnames, templates),
+                persistent=False,
+            )
+            self.register_buffer(
+                "teacher_head",
+                build_zeroshot_head(self.teacher.model, task.classnames, templates),
+                persistent=False,
+            )
 
     def forward(self, batch: dict[str, Any], step: StepInfo) -> dict[str, Tensor]:
         images = batch["image"]
@@ -77,8 +99,21 @@ class FeatureDistill(FLYP):
         terms = self.clip_loss(image_features, text_features, self.model.scale())
         teacher = self.teacher.image_features(images, batch.get("index"))
         distill = (1 - (image_features.float() * teacher.float()).sum(-1)).mean()
-        return {
-            **terms,
-            "loss": terms["contrastive"] + self.config.distill_weight * distill,
-            "distill": distill,
-        }
+        loss = terms["contrastive"] + self.config.distill_weight * distill
+        out = {**terms, "distill": distill}
+        if self.config.class_distill_weight > 0:
+            class_kl = self.class_distillation(image_features, teacher)
+            loss = loss + self.config.class_distill_weight * class_kl
+            out["class_distill"] = class_kl
+        return {**out, "loss": loss}
+
+    def class_distillation(self, image_features: Tensor, teacher_features: Tensor) -> Tensor:
+        """Mean over the batch of ``KL(p_teacher || p_student)`` over the task's classes."""
+        student_logits = self.model.scale() * image_features.float() @ self.student_head.T
+        teacher_logits = self.teacher.scale * teacher_features.float() @ self.teacher_head.T
+        return F.kl_div(
+            F.log_softmax(student_logits, dim=-1),
+            F.log_softmax(teacher_logits, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )

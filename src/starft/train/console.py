@@ -22,11 +22,14 @@ class Console:
 
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
-    def update(self, loss: float | None = None) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(1)
-        if loss is not None:
+    def update(self) -> None:
+        """One optimiser step done."""
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def show_loss(self, loss: float) -> None:
+        """The mean loss of the last log window (known on log steps only: no per-step read)."""
+        if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     def line(self, text: str) -> None:

@@ -54,7 +54,7 @@ from starft.train.distributed import (
     resolve_device,
 )
 from starft.train.logger import RunLogger
-from starft.train.nonfinite import weights_finite
+from starft.train.nonfinite import DeferredCheck, weights_finite
 from starft.train.optim import (
     MAX_WARMUP_SHARE,
     build_optimizer,
@@ -144,6 +144,7 @@ class Trainer(StepLoop):
             error = err
         raise_on_any_rank(info, error)
         self.ddp: nn.Module = wrap_for_training(self.method, info, self.device)
+        self.nonfinite_check = DeferredCheck(self.device)
 
     def _build(self, resume: str | Path | None, overwrite: bool) -> None:
         """Every up-front check and the run's parts; writes nothing."""
@@ -330,7 +331,7 @@ class Trainer(StepLoop):
         return epoch_summary(
             epoch,
             self.config.optim.epochs,
-            loss_sum / count if count else None,
+            float(loss_sum) / count if count else None,
             metrics,
             self.config.select_by,
             self.nonfinite_skipped,
@@ -357,6 +358,7 @@ class Trainer(StepLoop):
         write_validation_result(self.config, self.out_dir, self._val_outcome, extra)
 
     def _save_checkpoint(self) -> None:
+        self.check_nonfinite()  # a step since the last read may have gone non-finite
         self._check_weights(f"the weights at step {self.step}")  # never checkpoint NaN weights
         self.checkpoint_step = self.step
         self.teacher_caches.save()  # every rank its own, before the checkpoint that relies on it

@@ -16,20 +16,26 @@ class StepWindow:
         self.reset()
 
     def reset(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.skipped = 0
         self.data_wait = 0.0  # seconds the loop spent blocked on the data loader
         self.tic = time.perf_counter()
 
-    def add(self, values: dict[str, float], count: int = 1) -> None:
-        """``values``: sums over ``count`` micro-batches (one optimiser step's worth)."""
+    def add(self, values: dict[str, torch.Tensor], count: int = 1) -> None:
+        """``values``: sums over ``count`` micro-batches (one optimiser step's worth), left on
+        the device: adding them reads nothing."""
         for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
         self.count += count
 
     def means(self) -> dict[str, float]:
-        return {key: value / self.count for key, value in self.sums.items()} if self.count else {}
+        """The window's mean of every term: one read from the device for all of them."""
+        if not self.count:
+            return {}
+        keys = list(self.sums)
+        read = torch.stack([self.sums[k].float().reshape(()) for k in keys]).tolist()
+        return {key: value / self.count for key, value in zip(keys, read, strict=True)}
 
     def seconds_per_step(self, accum_steps: int) -> float:
         return (time.perf_counter() - self.tic) / max(self.count / accum_steps, 1)

@@ -3,9 +3,10 @@
 :class:`StepLoop` is the part of :class:`starft.train.loop.Trainer` that runs inside an epoch; the
 trainer holds the state it uses (model, method, optimiser, counters) and the run around it.
 
-Loss terms stay on the device until the optimiser step, where one host read takes them together
-with the non-finite flags (``train.nonfinite``): one synchronisation per step, none per
-micro-batch.
+Loss terms stay on the device, summed over the steps between two log rows, and are read on log
+steps only, together with the deferred non-finite check (``train.nonfinite``): with the default
+``optim.on_nonfinite=stop`` the loop never waits for the device between log steps (``skip``
+reads one flag per step, since it decides before each update).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starft.methods import Method, StepInfo
 from starft.train.console import Console
 from starft.train.device_setup import has_batch_norm
 from starft.train.logger import RunLogger
-from starft.train.nonfinite import step_flags, total_grad_norm, what_failed
+from starft.train.nonfinite import DeferredCheck, step_flags, total_grad_norm
 from starft.train.optim import lr_at, set_lr
 from starft.train.sampling import EpochBatchSampler, SeededSamples, seeded_generator
 from starft.train.step_window import StepWindow, TimedIterator, to_device
@@ -35,10 +36,10 @@ from starft.utils.distributed import DistInfo
 
 @dataclass
 class StepResult:
-    """What one optimiser step did: its loss sums (None if skipped or empty), micro-batches run
-    and images skipped as unreadable."""
+    """What one optimiser step did: its loss sums (device tensors; None if skipped or empty),
+    micro-batches run and images skipped as unreadable."""
 
-    values: dict[str, float] | None
+    values: dict[str, Tensor] | None
     micro_batches: int
     skipped: int
 
@@ -115,6 +116,7 @@ class StepLoop:
     total_steps: int
     warmup_steps: int
     nonfinite_skipped: int
+    nonfinite_check: DeferredCheck
     _epoch_loss: list
 
     # The trainer's: raise one error on every rank; write checkpoints/latest.pt.
@@ -149,6 +151,7 @@ class StepLoop:
             window.skipped += result.skipped
             epoch_skipped += result.skipped
             self._after_step(window)
+        self.check_nonfinite()  # the epoch's last steps, before validation and the checkpoint
         if epoch_skipped:
             self.console.warn(f"epoch {self.epoch}: skipped {epoch_skipped} unreadable image(s)")
 
@@ -210,13 +213,17 @@ class StepLoop:
 
     def _after_step(self, window: StepWindow) -> None:
         """Progress bar, logging every ``log.every_steps`` and periodic checkpoints."""
-        self.console.update(window.sums["loss"] / window.count if window.count else None)
+        self.console.update()
         if self.step % self.config.log.every_steps == 0 or self.step == self.total_steps:
             assert self.logger is not None
+            self.check_nonfinite()
+            means = window.means()  # the window's one read of the loss terms
+            if "loss" in means:
+                self.console.show_loss(means["loss"])
             self.logger.log(
                 self.step,
                 {
-                    **window.means(),
+                    **means,
                     "lr": self.optimizer.param_groups[0]["lr"],
                     "epoch": self.epoch,
                     "logit_scale": self.model.scale().item(),
@@ -258,32 +265,33 @@ class StepLoop:
             norm = total_grad_norm(params)
         if self.scaler.is_enabled():
             norm = None  # fp16 overflows are routine: GradScaler skips those steps itself
-        keys = list(cycle)
-        flags = step_flags(loss_bad, norm, self.info.world_size)
-        read = torch.cat([flags, *(cycle[k].reshape(1) for k in keys)]).tolist()
-        values = dict(zip(keys, read[2:], strict=True))
-        if read[0] or read[1]:
-            self._on_nonfinite(bool(read[0]), bool(read[1]))  # raises unless skipping
-            if self.scaler.is_enabled() and optim.grad_clip is not None:
-                self.scaler.update()  # unscale_ ran: close the scaler's cycle
-            self.optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            return None
+        if optim.on_nonfinite == "skip":  # decide now: one read of the two flags
+            flags = step_flags(loss_bad, norm, self.info.world_size).tolist()
+            if flags[0] or flags[1]:
+                self.nonfinite_skipped += 1
+                if self.scaler.is_enabled() and optim.grad_clip is not None:
+                    self.scaler.update()  # unscale_ ran: close the scaler's cycle
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                return None
+        else:  # stop: noted on the device, read on the next log step or checkpoint
+            self.nonfinite_check.record(loss_bad, norm, self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.method.after_optimizer_step(info)
         self.step += 1
-        return values
+        return cycle
 
-    def _on_nonfinite(self, loss_bad: bool, grad_bad: bool) -> None:
-        what = what_failed(loss_bad, grad_bad)
-        if self.config.optim.on_nonfinite == "skip":
-            self.nonfinite_skipped += 1
+    def check_nonfinite(self) -> None:
+        """Read the deferred check (free if no step ran since the last read); stop on a hit."""
+        found = self.nonfinite_check.take(self.info.world_size)
+        if found is None:
             return
+        step, what = found
         self._stop(
-            f"non-finite {what} at step {self.step + 1} of {self.total_steps} "
-            f"(epoch {self.epoch}): training stopped"
+            f"non-finite {what} at step {step + 1} of {self.total_steps} "
+            f"(epoch {step // max(self.steps_per_epoch, 1)}): training stopped"
         )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
