@@ -50,3 +50,17 @@ def test_check_passes_when_the_key_is_there(monkeypatch):
     monkeypatch.setattr(METHODS.get("ft"), "data_keys", ("image", "boxes"))
     with pytest.raises(StarftError, match="boxes"):
         check_data_keys(config, dataset)
+
+
+def test_cft_with_part_masks_needs_parts_not_a_mask():
+    from starft.config import load_train_config
+    from starft.data import create_dataset
+
+    parts_only = create_dataset("sandbox_train", n=8, seed=1, fields="parts")
+    with_parts = load_train_config(
+        None, ["method.name=cft", "method.masks=parts", "data.dataset=sandbox_train"]
+    )
+    check_data_keys(with_parts, parts_only)  # reads parts + part_weights: present
+    with_mask = load_train_config(None, ["method.name=cft", "data.dataset=sandbox_train"])
+    with pytest.raises(StarftError, match="no batch key 'mask', which method 'cft' needs"):
+        check_data_keys(with_mask, parts_only)

@@ -124,6 +124,12 @@ class Method(nn.Module, abc.ABC):
     #: (a region method adds e.g. ``"mask"`` or ``"boxes"``, see :mod:`starft.data.regions`).
     data_keys: ClassVar[tuple[str, ...]] = ("image", "label")
 
+    @classmethod
+    def batch_keys(cls, config: MethodConfig) -> tuple[str, ...]:
+        """The batch keys a run with ``config`` reads: :attr:`data_keys` unless an option
+        changes them (CFT with part masks reads ``parts`` instead of ``mask``)."""
+        return cls.data_keys
+
     def __init__(
         self,
         model: ClipModel,

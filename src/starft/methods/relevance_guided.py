@@ -33,7 +33,7 @@ from starft.explain.relevance import (
     zero_shot_logits,
 )
 from starft.losses.relevance import RelevanceAlignmentLoss
-from starft.method_configs import CFTConfig, RobustViTConfig
+from starft.method_configs import CFTConfig, MethodConfig, RobustViTConfig
 from starft.methods.base import StepInfo, Task
 from starft.methods.flyp import FLYP
 from starft.models import ClipModel, build_zeroshot_head
@@ -132,6 +132,12 @@ class CFT(RobustViT):
 
     Config = CFTConfig
     loss_kind: ClassVar[str] = "cft"
+
+    @classmethod
+    def batch_keys(cls, config: MethodConfig) -> tuple[str, ...]:
+        if isinstance(config, CFTConfig) and config.masks == "parts":
+            return ("image", "label", "parts", "part_weights")
+        return cls.data_keys
 
     def batch_mask(self, batch: dict[str, Any]) -> Tensor:
         if self.config.masks == "mask":

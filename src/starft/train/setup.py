@@ -14,6 +14,7 @@ from starft.data import ClassificationDataset, create_dataset, get_templates
 from starft.data.label_space import align_classes
 from starft.errors import StarftError
 from starft.eval.metric_registry import METRICS, selectable_metrics
+from starft.method_configs import method_config
 from starft.methods import METHODS, Method, Task, create_method
 from starft.models import ClipModel
 from starft.train.nonfinite import ACTIONS as NONFINITE_ACTIONS
@@ -110,7 +111,8 @@ def build_task(config: TrainConfig, dataset: Any) -> Task:
 def check_data_keys(config: TrainConfig, dataset: ClassificationDataset) -> None:
     """The batch contract: every key the method reads is a field of the dataset's samples."""
     name = config.method["name"]
-    needed = getattr(METHODS.get(name), "data_keys", ())
+    params = {key: value for key, value in config.method.items() if key != "name"}
+    needed = METHODS.get(name).batch_keys(method_config(name, params))
     provided = dataset.sample_keys
     missing = [key for key in needed if key not in provided]
     if missing:
