@@ -254,3 +254,20 @@ def test_findings_name_a_weak_or_chance_level_zero_shot_model(zeroshot_id, expec
     strong.records.append(RunRecord("zeroshot", None, dict.fromkeys(metrics, 0.99), {}))
     strong.num_classes = 2
     assert "ID task (" not in "\n".join(findings(strong))
+
+
+def test_report_states_where_each_model_looks_when_an_alignment_set_exists():
+    from starft.demo.report import _alignment
+
+    stats = {
+        "zeroshot": {
+            "id_acc": (0.9, 0.0),
+            "masks:energy_in_mask": (0.2, 0.0),
+            "masks:miou": (0.4, 0),
+        },
+        "cft": {"id_acc": (0.9, 0.0), "masks:energy_in_mask": (0.55, 0.01), "masks:miou": (0.6, 0)},
+    }
+    (line,) = _alignment(stats)
+    assert "(masks, energy in mask" in line
+    assert "zero-shot 0.200 (mIoU 0.400); cft 0.550 (mIoU 0.600)" in line
+    assert _alignment({"zeroshot": {"id_acc": (0.9, 0.0)}}) == []

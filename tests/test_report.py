@@ -77,6 +77,28 @@ def test_rows_are_mean_std_over_seeds_with_n(tmp_path):
     assert ranks == {"zero-shot": 2.0, "FLYP": 1.0}
 
 
+def test_alignment_results_give_miou_and_energy_columns(tmp_path):
+    for method, seed, miou in (("zeroshot", None, 0.3), ("cft", 0, 0.5), ("cft", 1, 0.7)):
+        out = tmp_path / f"{method}-{seed}"
+        _write(out, method, seed, "id_test", "id", 0.9)
+        metrics = {"top1": 0.9, "n_samples": 4, "miou": miou, "energy_in_mask": miou / 2}
+        entry = SuiteEntry(dataset="synthetic", label="masks", axis="alignment")
+        write_entry_results(
+            [EntryOutcome(entry, "ok", metrics, {})],
+            out,
+            model="m",
+            method=method,
+            seed=seed,
+            method_config={"name": method},
+            by_label=True,
+        )
+    runs = collect_runs([tmp_path])
+    assert columns(runs) == ["id_acc", "masks:miou", "masks:energy_in_mask"]
+    cft = rows(runs, ["method"])[1].stats
+    assert cft["masks:miou"][0] == pytest.approx(0.6)
+    assert cft["masks:energy_in_mask"][0] == pytest.approx(0.3)
+
+
 def test_report_writes_markdown_csv_and_plots(tmp_path):
     report = build_report([_fake_runs(tmp_path / "runs")], tmp_path / "out")
     assert "| FLYP | 2 | 0.810 ± 0.014 |" in report.markdown

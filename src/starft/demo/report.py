@@ -191,11 +191,35 @@ def findings(result: DemoResult) -> list[str]:
                 f"Highest worst-group accuracy among fine-tuned models: {method_label(best)} "
                 f"({format_pm(*stats[best]['worst_group_acc'])})."
             )
+    lines.extend(_alignment(stats))
     if len(result.seeds) < 3 and fine_tuned:
         lines.append(
             f"Only {len(result.seeds)} seed(s): differences of a few points may be noise; the "
             "default run uses 3 seeds."
         )
+    return lines
+
+
+def _alignment(stats: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+    """One sentence per alignment set: where each model's relevance falls (object masks)."""
+    lines = []
+    keys = dict.fromkeys(k for metrics in stats.values() for k in metrics)
+    for key in keys:
+        label, _, metric = key.rpartition(":")
+        if metric != "energy_in_mask" or not label:
+            continue
+        miou = f"{label}:miou"
+        parts = [
+            f"{method_label(m)} {values[key][0]:.3f}"
+            + (f" (mIoU {values[miou][0]:.3f})" if miou in values else "")
+            for m, values in stats.items()
+            if key in values and not math.isnan(values[key][0])
+        ]
+        if parts:
+            lines.append(
+                f"Share of relevance on the object ({label}, energy in mask; mIoU of the "
+                f"thresholded map): {'; '.join(parts)}."
+            )
     return lines
 
 

@@ -8,7 +8,8 @@ Result JSONs are found under any folders (``starft train``, ``eval``, suites, ``
   summaries: ``id_acc`` (top-1 of the ID set), the group set's group metrics
   (``worst_group_acc``, ``avg_group_acc``, ``minority_group_acc``, ``majority_group_acc``),
   ``ood_<set>`` per domain-shift set and their mean ``ood_avg_acc``, ``transfer_<set>`` per
-  transfer set and their mean ``zeroshot_transfer_acc``;
+  transfer set and their mean ``zeroshot_transfer_acc``; results of the ``alignment`` axis give
+  ``<label>:miou`` and ``<label>:energy_in_mask`` (the relevance maps against the masks);
 * results without an axis (a training run's validation set, ``starft eval`` of one dataset) give
   ``<label>:<metric>`` for every metric they hold.
 """
@@ -41,6 +42,8 @@ ZEROSHOT = "zeroshot"
 GROUP_METRICS = ("worst_group_acc", "avg_group_acc", "minority_group_acc", "majority_group_acc")
 # Metrics shown for results without an axis (the others stay in the JSON and the CSV).
 LABEL_METRICS = ("top1", "worst_group_acc", "avg_group_acc", "macro_f1")
+# Columns of an ``alignment`` result (its other relevance metrics stay in the JSON and the CSV).
+ALIGNMENT_COLUMNS = ("miou", "energy_in_mask")
 
 
 @dataclass
@@ -141,6 +144,13 @@ def run_record(results: Sequence[dict[str, Any]]) -> RunRecord:
         put("zeroshot_transfer_acc", _mean(list(transfer.values())))
         for label, value in transfer.items():
             put(f"transfer_{label}", value)
+    for result in by_axis.get("alignment", []):
+        for metric, value in result["metrics"].items():
+            if metric in METRICS and isinstance(value, (int, float)):
+                metrics[f"{_label(result)}:{metric}"] = float(value)
+        for metric in ALIGNMENT_COLUMNS:
+            columns.append(f"{_label(result)}:{metric}")
+            metrics.setdefault(f"{_label(result)}:{metric}", float("nan"))
     # Results without an axis are columns of their own only in runs that have no axis results
     # (a demo run's training-validation result stays in the CSV, not in the axis table).
     labelled = not columns
