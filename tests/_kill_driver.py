@@ -29,7 +29,7 @@ def install(point: str, step: int) -> None:
     import safetensors.torch
     import torch
 
-    from starft.train import loop
+    from starft.train import loop, run_state
     from starft.train.logger import RunLogger
     from starft.utils import io as starft_io
 
@@ -45,7 +45,7 @@ def install(point: str, step: int) -> None:
 
         trainer_cls._optimizer_step = optimizer_step
     elif point == "checkpoint":
-        original_save = loop.save_checkpoint
+        original_save = run_state.save_checkpoint
 
         def save_checkpoint(path, state):
             if state["step"] == step:
@@ -59,7 +59,7 @@ def install(point: str, step: int) -> None:
                     die()
             original_save(path, state)
 
-        loop.save_checkpoint = save_checkpoint
+        run_state.save_checkpoint = save_checkpoint
     elif point == "log":
         original_log = RunLogger.log
 

@@ -5,24 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 
+from starft.sandbox_recipes import RECIPES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sandbox", help="the sandbox world and its tiny CLIP")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
+    recipes = "; ".join(
+        f"{model}: resources/{recipe}, writing OUT/{weights}"
+        for model, (recipe, weights) in RECIPES.items()
+    )
     pre = actions.add_parser(
         "pretrain",
         help="pretrain a sandbox CLIP from scratch (the recipe of a shipped sandbox model)",
         description="Contrastive pretraining on the uniform sandbox world with the packaged recipe "
-        "of --model (resources/recipes/sandbox_pretrain.yaml for sandbox-clip, "
-        "sandbox_pretrain_vit.yaml for sandbox-clip-vit); KEY=VALUE overrides any field. Writes "
-        "OUT/<model>.safetensors (float16) and OUT/pretrain_report.json.",
+        f"of --model ({recipes}); KEY=VALUE overrides any field. The weights are written in "
+        "float16, with OUT/pretrain_report.json.",
     )
     pre.add_argument(
         "--model",
         default="sandbox-clip",
-        choices=["sandbox-clip", "sandbox-clip-vit"],
-        help="which shipped model's recipe to run (default: sandbox-clip)",
+        choices=list(RECIPES),
+        help="which shipped model's recipe to run (default: %(default)s)",
     )
     pre.add_argument("--out", help="run folder (default: runs/sandbox_pretrain)")
     pre.add_argument(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,12 @@ from starft.errors import StarftError
 from starft.eval.harness import ModelSubject, evaluate_entries
 from starft.eval.suites import SuiteEntry
 from starft.models import ClipModel, create_model
+from starft.sandbox_recipes import RECIPES, recipe_path
 from starft.utils.io import atomic_write_json
 
-# The shipped sandbox models: name -> (packaged recipe, weights file the recipe writes).
-RECIPES = {
-    "sandbox-clip": ("recipes/sandbox_pretrain.yaml", "sandbox_clip.safetensors"),
-    "sandbox-clip-vit": ("recipes/sandbox_pretrain_vit.yaml", "sandbox_clip_vit.safetensors"),
-}
 # Zero-shot evaluation sets: balanced over the attribute, seeds disjoint from training (seed 0).
 ZEROSHOT_SEED = 200
 ATTRIBUTES = ("shape", "colour", "scene", "style")
-
-
-def recipe_path(model: str = "sandbox-clip") -> Path:
-    """The packaged recipe that made the shipped ``model``."""
-    return Path(str(resources.files("starft") / "resources" / RECIPES[model][0]))
 
 
 def zeroshot_accuracy(

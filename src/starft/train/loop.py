@@ -43,7 +43,6 @@ from starft.errors import StarftError
 from starft.eval.metric_registry import is_better
 from starft.methods import Method, PrepareContext
 from starft.models import create_model
-from starft.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from starft.train.console import Console
 from starft.train.device_setup import prepare_for_device
 from starft.train.distributed import (
@@ -66,6 +65,7 @@ from starft.train.run_folder import (
     plan_run_folder,
     remove_failed_run,
 )
+from starft.train.run_state import RunState
 from starft.train.setup import (
     build_datasets,
     build_method,
@@ -112,8 +112,9 @@ def fit(
         trainer.close()
 
 
-class Trainer(StepLoop):
-    """Holds the state of one run; ``run`` is the whole loop (its steps: ``StepLoop``)."""
+class Trainer(StepLoop, RunState):
+    """Holds the state of one run; ``run`` is the whole loop (its steps: ``StepLoop``; its
+    checkpoint: ``RunState``)."""
 
     def __init__(
         self,
@@ -356,51 +357,6 @@ class Trainer(StepLoop):
         if self.prepare_report:
             extra["prepare"] = self.prepare_report
         write_validation_result(self.config, self.out_dir, self._val_outcome, extra)
-
-    def _save_checkpoint(self) -> None:
-        self.check_nonfinite()  # a step since the last read may have gone non-finite
-        self._check_weights(f"the weights at step {self.step}")  # never checkpoint NaN weights
-        self.checkpoint_step = self.step
-        self.teacher_caches.save()  # every rank its own, before the checkpoint that relies on it
-        if not self.info.is_main:
-            return
-        assert self.logger is not None
-        save_checkpoint(
-            self.out_dir / "checkpoints" / "latest.pt",
-            {
-                "method": self.method.training_state(),
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "best_metric": self.best_metric,
-                "history": self.history,
-                "prepare": self.prepare_report,
-                "config": to_dict(self.config),
-                "metrics_offset": self.logger.offset(),
-                "nonfinite_skipped": self.nonfinite_skipped,
-            },
-        )
-
-    def _resume(self, path: Path) -> None:
-        state = load_checkpoint(path)
-        check_resumable(state, to_dict(self.config), path)
-        self.method.load_training_state(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.best_metric = state["best_metric"]
-        self.history = list(state["history"])
-        self.prepare_report = state.get("prepare")
-        self.metrics_offset = state.get("metrics_offset")
-        self.nonfinite_skipped = int(state.get("nonfinite_skipped", 0))
-        self.checkpoint_step = self.step
-        if self.plan.own_checkpoint:  # another run's checkpoint: its caches stay its own
-            self.teacher_caches.load(self.device)
 
     def _barrier(self) -> None:
         if self.info.world_size > 1:
