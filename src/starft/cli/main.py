@@ -20,6 +20,7 @@ from starft.cli import (
     explain,
     ls,
     masks,
+    mitigate_bench,
     pools,
     report,
     sandbox,
@@ -44,6 +45,7 @@ COMMANDS = (
     masks,
     discover,
     discover_bench,
+    mitigate_bench,
 )
 
 
