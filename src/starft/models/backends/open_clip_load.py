@@ -78,6 +78,12 @@ MODELS.add(
     ModelSpec("starft-sandbox-rn", "sandbox/sandbox_clip.safetensors"),
     "the sandbox CLIP pretrained by `starft sandbox pretrain` (shipped; the demo's default)",
 )
+MODELS.add(
+    "sandbox-clip-vit",
+    ModelSpec("starft-sandbox-vit", "sandbox/sandbox_clip_vit.safetensors"),
+    "the sandbox ViT CLIP pretrained by `starft sandbox pretrain --model sandbox-clip-vit` "
+    "(shipped; attention rollout relevance maps, RobustViT, CFT)",
+)
 
 _registered_configs = False
 
