@@ -234,3 +234,16 @@ def test_explain_command_and_bad_target(tmp_path):
     assert main([*args, "--out", str(out), "--target", "text:a red star"]) == 0
     assert (out / "grid.png").is_file() and (out / "explain.json").is_file()
     assert main([*args, "--out", str(out), "--target", "labels"]) == 2
+
+
+def test_explain_columns_name_the_run_of_a_weights_folder():
+    from starft.cli.explain import _labels
+
+    names = ["sandbox-clip-vit", "runs/flyp-seed0/best", "runs/starft-seed0/best", "runs/x/final"]
+    assert _labels(names) == [
+        "sandbox-clip-vit",
+        "flyp-seed0/best",
+        "starft-seed0/best",
+        "x/final",
+    ]
+    assert _labels(["a/best", "b/a/best"]) == ["a/best", "a/best (2)"]

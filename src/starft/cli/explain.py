@@ -79,11 +79,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The weight folders a training run writes: a column titled "best" would not say which run.
+WEIGHT_FOLDERS = ("best", "final")
+
+
 def _labels(names: list[str]) -> list[str]:
-    """Column titles: the folder or model name, made unique."""
+    """Column titles: the folder or model name (a run's ``best``/``final`` folder is titled by its
+    run), made unique."""
     labels: list[str] = []
     for name in names:
-        base = Path(name).name or name
+        path = Path(name)
+        base = path.name or name
+        if base in WEIGHT_FOLDERS and path.parent.name:
+            base = f"{path.parent.name}/{base}"
         label, k = base, 2
         while label in labels:
             label, k = f"{base} ({k})", k + 1
