@@ -32,8 +32,7 @@ from starft.method_configs import FeatureDistillConfig
 from starft.methods.base import StepInfo, Task
 from starft.methods.flyp import FLYP
 from starft.methods.teacher import FrozenTeacher
-from starft.models import ClipModel, create_model
-from starft.models.zeroshot import build_zeroshot_head
+from starft.models import ClipModel, build_zeroshot_head, create_model
 
 
 def check_teacher_compatible(student: ClipModel, teacher: ClipModel, name: str) -> None:
